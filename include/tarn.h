@@ -1,0 +1,17 @@
+/* tarn — memory pools and a fast malloc for Linux.
+ *
+ * Read this file first. Each concept has one short header:
+ *   tarn/common.h  error handler, statistics struct, export macro
+ *
+ * Conventions: functions returning a pointer return NULL and set errno
+ * (ENOMEM, EINVAL) on failure; functions returning int return 0 or -1 with
+ * errno. Misuse that would corrupt memory (double free, foreign pointer,
+ * overwritten header) goes to the error handler, which by default prints one
+ * line on stderr and aborts. */
+#ifndef TARN_H
+#define TARN_H
+
+#include "tarn/common.h"
+
+
+#endif

@@ -1,0 +1,83 @@
+/* Shared internals: assertions, the error path and the OS contract.
+ *
+ * Layers, lowest first: os.c (the only file that talks to the kernel) ->
+ * error.c -> fixed.c, arena.c, region/ -> heap/ -> override.c. A file may
+ * include headers of its own layer or lower ones only. */
+#ifndef TARN_INTERNAL_H
+#define TARN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tarn.h"
+
+#define tarn__likely(x) __builtin_expect(!!(x), 1)
+#define tarn__unlikely(x) __builtin_expect(!!(x), 0)
+#define tarn__noinline __attribute__((noinline))
+#define tarn__cold __attribute__((cold, noinline))
+
+/* ---- assertions --------------------------------------------------------
+ * tarn_assert: cheap invariant checks, compiled in when TARN_DEBUG >= 1
+ * (tests and debug builds). tarn_assert_slow: checks that walk a structure,
+ * compiled in when TARN_DEBUG >= 2. Each carries the reason it must hold. */
+#ifndef TARN_DEBUG
+#define TARN_DEBUG 0
+#endif
+
+_Noreturn void tarn__assert_fail(const char *cond, const char *why,
+                                          const char *file, int line);
+
+#if TARN_DEBUG >= 1
+#define tarn_assert(cond, why) \
+    ((cond) ? (void)0 : tarn__assert_fail(#cond, why, __FILE__, __LINE__))
+#else
+#define tarn_assert(cond, why) ((void)0)
+#endif
+#if TARN_DEBUG >= 2
+#define tarn_assert_slow(cond, why) tarn_assert(cond, why)
+#else
+#define tarn_assert_slow(cond, why) ((void)0)
+#endif
+
+/* ---- misuse reports (error.c) -----------------------------------------
+ * Formats one line and hands it to the installed handler. Returns only if a
+ * user handler returned; the caller must then leave its state untouched. */
+void tarn__report(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), cold, noinline));
+
+/* ---- the OS contract (os.c) -------------------------------------------
+ * Every mapping is anonymous, private, zero-filled and page aligned.
+ * Failures return NULL (or -1) with errno set and change nothing.
+ * tarn__os_fail_after(n) makes the (n+1)-th following map or reserve fail
+ * with ENOMEM, so tests reach out-of-memory paths; n < 0 disables it. */
+size_t tarn__os_page_size(void);
+/* size bytes of read-write memory, committed on first touch. */
+void *tarn__os_map(size_t size);
+/* size bytes starting at a multiple of align (a power of two >= page size). */
+void *tarn__os_map_aligned(size_t size, size_t align);
+/* Address space that reads as zeros and is committed page by page on first
+ * write; not charged against the commit limit where the kernel allows it. */
+void *tarn__os_reserve(size_t size, size_t align);
+void tarn__os_unmap(void *p, size_t size);
+/* Gives the pages back to the OS; they stay mapped and read as zeros. */
+void tarn__os_decommit(void *p, size_t size);
+/* Grows or moves a mapping (mremap); NULL with errno when it cannot. */
+void *tarn__os_remap(void *p, size_t old_size, size_t new_size);
+/* Writes a whole message to stderr, retrying short writes. */
+void tarn__os_write_stderr(const char *s, size_t n);
+/* A 64-bit value that differs between processes and calls. */
+uint64_t tarn__os_random(void);
+/* Resident set size of this process in bytes, from /proc/self/statm. */
+size_t tarn__os_rss(void);
+void tarn__os_fail_after(long n);
+
+static inline bool tarn__is_pow2(size_t x) { return x && !(x & (x - 1)); }
+static inline size_t tarn__align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+
+/* Smallest power of two >= x, for 1 <= x <= 2^63. */
+static inline size_t tarn__pow2_ceil(size_t x) {
+    return x <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(x - 1));
+}
+
+#endif

@@ -1,0 +1,128 @@
+/* The only file that calls the kernel for memory: mmap, munmap, madvise,
+ * mremap, sysconf, and the few reads tarn needs (stderr, /proc, entropy).
+ * Contract in internal.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static size_t page_size_cached;
+static _Atomic long fail_countdown = -1;
+
+size_t tarn__os_page_size(void) {
+    if (!page_size_cached) page_size_cached = (size_t)sysconf(_SC_PAGESIZE);
+    return page_size_cached;
+}
+
+void tarn__os_fail_after(long n) { atomic_store(&fail_countdown, n); }
+
+/* True when fault injection says this request must fail. */
+static bool injected_failure(void) {
+    long n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+    while (n >= 0) {
+        if (atomic_compare_exchange_weak(&fail_countdown, &n, n - 1)) return n == 0;
+    }
+    return false;
+}
+
+static void *map_raw(size_t size, int extra_flags) {
+    if (injected_failure()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+void *tarn__os_map(size_t size) { return map_raw(size, 0); }
+
+/* Over-maps by align and trims both ends, so the result is aligned and no
+ * address space is kept beyond size (rounded to pages). */
+static void *map_aligned_flags(size_t size, size_t align, int flags) {
+    size_t page = tarn__os_page_size();
+    size = tarn__align_up(size, page);
+    if (align <= page) return map_raw(size, flags);
+    if (size + align < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *raw = map_raw(size + align, flags);
+    if (!raw) return NULL;
+    char *p = (char *)tarn__align_up((uintptr_t)raw, align);
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    size_t tail = (size_t)(raw + size + align - (p + size));
+    if (tail) munmap(p + size, tail);
+    return p;
+}
+
+void *tarn__os_map_aligned(size_t size, size_t align) {
+    return map_aligned_flags(size, align, 0);
+}
+
+void *tarn__os_reserve(size_t size, size_t align) {
+    return map_aligned_flags(size, align, MAP_NORESERVE);
+}
+
+void tarn__os_unmap(void *p, size_t size) {
+    if (p) munmap(p, tarn__align_up(size, tarn__os_page_size()));
+}
+
+void tarn__os_decommit(void *p, size_t size) {
+    madvise(p, size, MADV_DONTNEED);
+}
+
+void *tarn__os_remap(void *p, size_t old_size, size_t new_size) {
+    if (injected_failure()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+    if (q == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return q;
+}
+
+void tarn__os_write_stderr(const char *s, size_t n) {
+    while (n) {
+        ssize_t w = write(STDERR_FILENO, s, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+uint64_t tarn__os_random(void) {
+    uint64_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&r;
+    return r * 0x9E3779B97F4A7C15ull;
+}
+
+size_t tarn__os_rss(void) {
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    const char *s = buf;
+    while (*s && *s != ' ') s++;
+    return (size_t)strtoull(s, NULL, 10) * tarn__os_page_size();
+}

@@ -1,0 +1,56 @@
+/* The OS layer and the error path every module stands on. */
+#include <errno.h>
+#include <signal.h>
+
+#include "common.h"
+
+Test(os, map_aligned_is_aligned_and_zeroed) {
+    size_t align = (size_t)1 << 21;
+    char *p = tarn__os_map_aligned(3 * 4096, align);
+    cr_assert_not_null(p);
+    cr_assert_eq((uintptr_t)p % align, 0);
+    for (size_t i = 0; i < 3 * 4096; i += 512) cr_assert_eq(p[i], 0);
+    p[3 * 4096 - 1] = 1;
+    tarn__os_unmap(p, 3 * 4096);
+}
+
+Test(os, decommit_returns_pages_and_zeroes) {
+    size_t len = (size_t)64 << 20;
+    char *p = tarn__os_map(len);
+    cr_assert_not_null(p);
+    memset(p, 0xab, len);
+    size_t before = tarn__os_rss();
+    tarn__os_decommit(p, len);
+    size_t after = tarn__os_rss();
+    cr_assert(before - after >= len - (1 << 20), "rss %zu -> %zu", before, after);
+    cr_assert_eq(p[12345], 0);
+    tarn__os_unmap(p, len);
+}
+
+Test(os, fault_injection_fails_the_chosen_call) {
+    tarn__os_fail_after(1);
+    void *a = tarn__os_map(4096);
+    errno = 0;
+    void *b = tarn__os_map(4096);
+    cr_assert_not_null(a);
+    cr_assert_null(b);
+    cr_assert_eq(errno, ENOMEM);
+    void *c = tarn__os_map(4096);
+    cr_assert_not_null(c, "injection must fire once");
+    tarn__os_unmap(a, 4096);
+    tarn__os_unmap(c, 4096);
+}
+
+Test(os, random_values_differ) {
+    cr_assert_neq(tarn__os_random(), tarn__os_random());
+}
+
+Test(error, user_handler_receives_the_message) {
+    test_capture_errors();
+    tarn__report("double free of %p", (void *)0x1234);
+    expect_report("double free of 0x1234");
+}
+
+Test(error, default_handler_aborts, .signal = SIGABRT) {
+    tarn__report("corrupted header at %p", (void *)0x10);
+}
