@@ -49,8 +49,9 @@ void tarn__report(const char *fmt, ...)
 /* ---- the OS contract (os.c) -------------------------------------------
  * Every mapping is anonymous, private, zero-filled and page aligned.
  * Failures return NULL (or -1) with errno set and change nothing.
- * tarn__os_fail_after(n) makes the (n+1)-th following map or reserve fail
- * with ENOMEM, so tests reach out-of-memory paths; n < 0 disables it. */
+ * tarn__os_fail_after(n) lets the next n maps, reserves or remaps succeed
+ * and fails every later one with ENOMEM, so tests reach out-of-memory
+ * paths; n < 0 turns injection off again. */
 size_t tarn__os_page_size(void);
 /* size bytes of read-write memory, committed on first touch. */
 void *tarn__os_map(size_t size);

@@ -22,13 +22,14 @@ size_t tarn__os_page_size(void) {
 
 void tarn__os_fail_after(long n) { atomic_store(&fail_countdown, n); }
 
-/* True when fault injection says this request must fail. */
+/* True when fault injection says this request must fail: the first n
+ * requests after tarn__os_fail_after(n) succeed, every later one fails. */
 static bool injected_failure(void) {
     long n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
-    while (n >= 0) {
-        if (atomic_compare_exchange_weak(&fail_countdown, &n, n - 1)) return n == 0;
+    while (n > 0) {
+        if (atomic_compare_exchange_weak(&fail_countdown, &n, n - 1)) return false;
     }
-    return false;
+    return n == 0;
 }
 
 static void *map_raw(size_t size, int extra_flags) {

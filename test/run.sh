@@ -8,7 +8,7 @@ for dir in "$@"; do
         [ -x "$t" ] || continue
         echo "== $t"
         out=$("$t" --jobs 2 2>&1); rc=$?
-        echo "$out" | grep -vE '^\[----\]|^$' | tail -n 40
+        echo "$out" | grep -vE '^$' | tail -n 40
         syn=$(echo "$out" | grep 'Synthesis:' | tail -1)
         p=$(echo "$syn" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
         f=$(echo "$syn" | sed -n 's/.*Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2/p')

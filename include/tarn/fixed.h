@@ -1,0 +1,142 @@
+/* tarn fixed pool: equal-size objects, O(1) alloc and free (seed 002).
+ *
+ *   tarn_fixed_t *pool = tarn_fixed_create(sizeof(struct conn), 1024, 1024);
+ *   struct conn *c = tarn_fixed_alloc(pool);
+ *   tarn_fixed_free(pool, c);
+ *   tarn_fixed_destroy(pool);
+ *
+ * Not thread-safe unless created with .thread_safe (then every call locks). */
+#ifndef TARN_FIXED_H
+#define TARN_FIXED_H
+
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tarn_fixed tarn_fixed_t;
+
+typedef struct tarn_fixed_options {
+    size_t obj_size;   /* bytes per object, 1 .. 1 GiB */
+    size_t init_count; /* objects in the first block, mapped at create (0: none) */
+    size_t grow_count; /* objects in each later block; 0: the pool never grows */
+    size_t align;      /* power of two; 0 means 16 (the minimum) */
+    size_t keep_empty; /* wholly free blocks kept for reuse before the rest go
+                          back to the OS; TARN_FIXED_KEEP_DEFAULT: see below */
+    int thread_safe;   /* nonzero: any thread may call alloc/free (locks) */
+} tarn_fixed_options_t;
+
+/* keep_empty default: blocks with up to 1/8 of the pool's peak capacity. */
+#define TARN_FIXED_KEEP_DEFAULT ((size_t)-1)
+
+/* A pool with 16-byte alignment and the default retention; NULL with errno
+ * EINVAL (obj_size 0 or > 1 GiB, both counts 0) or ENOMEM (counts overflow,
+ * no memory). */
+TARN_API tarn_fixed_t *tarn_fixed_create(size_t obj_size, size_t init_count,
+                                         size_t grow_count);
+/* Same with every option; NULL with EINVAL also when align is not a power
+ * of two or exceeds 1 MiB. */
+TARN_API tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt);
+/* An object, or NULL with ENOMEM when the OS refuses memory or a pool
+ * created with grow_count 0 is full. */
+TARN_API inline void *tarn_fixed_alloc(tarn_fixed_t *pool);
+/* Returns p to the pool; NULL is a no-op. A pointer that is not a live
+ * object of this pool (foreign, interior, freed twice) is reported. */
+TARN_API inline void tarn_fixed_free(tarn_fixed_t *pool, void *p);
+/* Gives every block back to the OS; live objects become invalid. */
+TARN_API void tarn_fixed_destroy(tarn_fixed_t *pool);
+/* Fills *out (walks the blocks: O(blocks)). */
+TARN_API void tarn_fixed_stats(const tarn_fixed_t *pool, tarn_pool_stats_t *out);
+/* 0 if every block's counts and free list agree; otherwise reports the
+ * first inconsistency and returns -1. O(objects). */
+TARN_API int tarn_fixed_check(const tarn_fixed_t *pool);
+
+/* ---- below: layout used by the inline fast paths, not part of the API --- */
+
+/* A block fills one slot of the pool's reserved range: objects from the slot's
+ * first byte, this header in the slot's last 64 bytes; offsets count from the
+ * slot start. The current block keeps its free list in the pool (hot.free)
+ * and counts nothing: it is left only when exhausted, so it then holds
+ * exactly end / obj_size live objects. Other blocks count: allocs - frees ==
+ * live objects, except that a block retired full holds allocs == frees + 1
+ * (true value in saved_allocs) so that its next free takes the slow path. */
+struct tarn_fixed_block_ {
+    void **free;           /* freed objects of this block, LIFO */
+    uint32_t bump;         /* offset of the first object never handed out */
+    uint32_t end;          /* offset past the last object */
+    uint32_t allocs;       /* see above */
+    uint32_t frees;
+    char *base;            /* the slot's first byte */
+    tarn_fixed_t *pool;    /* owner; the header reads as zeros once released */
+    uint32_t full;         /* retired with nothing free, on no list */
+    uint32_t saved_allocs; /* allocs while retired */
+    struct tarn_fixed_block_ *next, *prev; /* partial, empty or dead list */
+};
+
+/* The first member of every pool; the inline paths read only this. Alloc
+ * and free of the current block both reach hot.free through the pool
+ * pointer, so the CPU forwards one's store to the other's load at no cost. */
+struct tarn_fixed_hot_ {
+    void **free;                   /* free list of the current block */
+    struct tarn_fixed_block_ *cur; /* the current block */
+    uintptr_t lo, span;            /* newest reserved range: [lo, lo + span) */
+    uintptr_t low_mask;            /* slot size - 1 */
+    size_t obj_size;
+    uint64_t div_magic; /* 2^64 / obj_size + 1: divisibility test (Lemire 2019) */
+};
+
+TARN_API void *tarn__fixed_alloc_slow(tarn_fixed_t *pool);
+TARN_API void tarn__fixed_free_slow(tarn_fixed_t *pool, void *p);
+TARN_API void tarn__fixed_block_changed(tarn_fixed_t *pool, struct tarn_fixed_block_ *b);
+
+/* Fast path: pop the current block's free list, else bump. */
+TARN_API inline void *tarn_fixed_alloc(tarn_fixed_t *pool) {
+    struct tarn_fixed_hot_ *h = (struct tarn_fixed_hot_ *)pool;
+    void **o = h->free;
+    if (__builtin_expect(o != NULL, 1)) {
+        h->free = (void **)o[0];
+    } else {
+        struct tarn_fixed_block_ *b = h->cur;
+        if (__builtin_expect(b->bump >= b->end, 0)) return tarn__fixed_alloc_slow(pool);
+        o = (void **)(b->base + b->bump);
+        b->bump += (uint32_t)h->obj_size;
+    }
+    o[1] = NULL;
+    return o;
+}
+
+/* Fast path: proves p a live object of this pool (inside the pool's range,
+ * below its block's bump offset, on an object boundary, not carrying the
+ * freed tag address ^ pool), then pushes it. Released and never-used slots
+ * read bump == 0, so they fail the second test. Anything unusual goes to the
+ * slow path, which reports or confirms. */
+TARN_API inline void tarn_fixed_free(tarn_fixed_t *pool, void *p) {
+    struct tarn_fixed_hot_ *h = (struct tarn_fixed_hot_ *)pool;
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t off = a & h->low_mask;
+    struct tarn_fixed_block_ *b =
+        (struct tarn_fixed_block_ *)((a | h->low_mask) + 1 - sizeof(struct tarn_fixed_block_));
+    void **o = (void **)p;
+    uintptr_t tag = a ^ (uintptr_t)pool;
+    if (__builtin_expect(a - h->lo >= h->span || off >= b->bump ||
+                             off * h->div_magic >= h->div_magic || (uintptr_t)o[1] == tag,
+                         0))
+        return tarn__fixed_free_slow(pool, p);
+    o[1] = (void *)tag;
+    if (__builtin_expect(b == h->cur, 1)) {
+        o[0] = h->free;
+        h->free = o;
+        return;
+    }
+    o[0] = b->free;
+    b->free = o;
+    if (__builtin_expect(++b->frees == b->allocs, 0)) tarn__fixed_block_changed(pool, b);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

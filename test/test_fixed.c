@@ -1,0 +1,508 @@
+/* The fixed-size pool: behaviour, memory given back, misuse, threads. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "common.h"
+
+static tarn_fixed_t *make(size_t size, size_t init, size_t grow, size_t keep) {
+    tarn_fixed_options_t o = {.obj_size = size, .init_count = init, .grow_count = grow, .keep_empty = keep};
+    tarn_fixed_t *pool = tarn_fixed_create_ex(&o);
+    cr_assert_not_null(pool, "create(%zu, %zu, %zu): errno %d", size, init, grow, errno);
+    return pool;
+}
+
+static size_t in_use(tarn_fixed_t *pool) {
+    tarn_pool_stats_t st;
+    tarn_fixed_stats(pool, &st);
+    return st.in_use;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* No two live objects overlap: sorted, each starts at least size after the last. */
+static void assert_disjoint(void **v, size_t n, size_t size) {
+    void **s = malloc(n * sizeof *s);
+    memcpy(s, v, n * sizeof *s);
+    qsort(s, n, sizeof *s, cmp_ptr);
+    for (size_t i = 1; i < n; i++)
+        cr_assert((uintptr_t)s[i] - (uintptr_t)s[i - 1] >= size, "objects %p and %p overlap", s[i - 1], s[i]);
+    free(s);
+}
+
+Test(fixed, alloc_free_roundtrip_keeps_objects_distinct_and_aligned) {
+    tarn_fixed_t *pool = make(24, 100, 100, TARN_FIXED_KEEP_DEFAULT);
+    enum { N = 1000 };
+    void *v[N];
+    for (size_t i = 0; i < N; i++) {
+        v[i] = tarn_fixed_alloc(pool);
+        cr_assert_not_null(v[i]);
+        cr_assert_eq((uintptr_t)v[i] % 16, 0, "16-byte alignment");
+        memset(v[i], (int)i, 24);
+    }
+    assert_disjoint(v, N, 24);
+    for (size_t i = 0; i < N; i++) {
+        unsigned char *c = v[i];
+        for (int k = 0; k < 24; k++) cr_assert_eq(c[k], (unsigned char)i, "object %zu overwritten", i);
+    }
+    cr_assert_eq(in_use(pool), N);
+    cr_assert_eq(tarn_fixed_check(pool), 0);
+    for (size_t i = 0; i < N; i++) tarn_fixed_free(pool, v[i]);
+    cr_assert_eq(in_use(pool), 0);
+    cr_assert_eq(tarn_fixed_check(pool), 0);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed, last_freed_object_is_reused_first) {
+    tarn_fixed_t *pool = tarn_fixed_create(64, 16, 16);
+    void *a = tarn_fixed_alloc(pool), *b = tarn_fixed_alloc(pool);
+    tarn_fixed_free(pool, a);
+    cr_assert_eq(tarn_fixed_alloc(pool), a);
+    tarn_fixed_free(pool, b);
+    cr_assert_eq(tarn_fixed_alloc(pool), b);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed, every_size_from_1_byte_to_1_mib_works) {
+    static const size_t sizes[] = {1, 7, 8, 15, 16, 17, 24, 100, 255, 4096, 65537, (size_t)1 << 20};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        tarn_fixed_t *pool = tarn_fixed_create(sizes[k], 3, 2);
+        cr_assert_not_null(pool, "size %zu", sizes[k]);
+        void *v[9];
+        for (int i = 0; i < 9; i++) {
+            v[i] = tarn_fixed_alloc(pool);
+            cr_assert_not_null(v[i], "size %zu object %d", sizes[k], i);
+            memset(v[i], 0x5a, sizes[k]);
+        }
+        assert_disjoint(v, 9, sizes[k]);
+        for (int i = 0; i < 9; i++) tarn_fixed_free(pool, v[i]);
+        cr_assert_eq(tarn_fixed_check(pool), 0);
+        tarn_fixed_destroy(pool);
+    }
+}
+
+Test(fixed, requested_alignment_is_honoured) {
+    static const size_t aligns[] = {16, 64, 4096, (size_t)1 << 20};
+    for (size_t k = 0; k < 4; k++) {
+        tarn_fixed_options_t o = {.obj_size = 40, .init_count = 4, .grow_count = 4, .align = aligns[k]};
+        tarn_fixed_t *pool = tarn_fixed_create_ex(&o);
+        cr_assert_not_null(pool);
+        for (int i = 0; i < 10; i++) {
+            void *p = tarn_fixed_alloc(pool);
+            cr_assert_eq((uintptr_t)p % aligns[k], 0, "align %zu: %p", aligns[k], p);
+        }
+        tarn_fixed_destroy(pool);
+    }
+}
+
+Test(fixed, init_count_objects_need_no_further_os_call) {
+    tarn_fixed_t *pool = tarn_fixed_create(32, 500, 100);
+    tarn__os_fail_after(0); /* every map from now on fails */
+    void *v[500];
+    for (int i = 0; i < 500; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %d", i);
+    tarn__os_fail_after(-1);
+    for (int i = 0; i < 500; i++) tarn_fixed_free(pool, v[i]);
+    cr_assert_eq(tarn_fixed_check(pool), 0);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed, growth_fails_cleanly_when_the_os_refuses_and_recovers) {
+    /* 1 MiB objects, one per block: the first reserved range holds 512
+     * blocks (1 GiB of address space), so the 513th needs a new range. */
+    tarn_fixed_t *pool = tarn_fixed_create((size_t)1 << 20, 1, 1);
+    void **v = malloc(513 * sizeof *v);
+    for (int i = 0; i < 512; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %d", i);
+    tarn__os_fail_after(0);
+    errno = 0;
+    cr_assert_null(tarn_fixed_alloc(pool), "a new range must be needed here");
+    cr_assert_eq(errno, ENOMEM);
+    tarn__os_fail_after(-1);
+    cr_assert_not_null(v[512] = tarn_fixed_alloc(pool), "the pool works again once the OS gives memory");
+    for (int i = 0; i < 513; i++) tarn_fixed_free(pool, v[i]);
+    cr_assert_eq(in_use(pool), 0);
+    cr_assert_eq(tarn_fixed_check(pool), 0);
+    free(v);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed, init_count_beyond_one_block_limit_is_all_mapped) {
+    /* 3 GiB of 1 MiB objects: more than one block can hold (2 GiB). */
+    tarn_fixed_t *pool = tarn_fixed_create((size_t)1 << 20, 3072, 0);
+    cr_assert_not_null(pool, "errno %d", errno);
+    tarn_pool_stats_t st;
+    tarn_fixed_stats(pool, &st);
+    cr_assert_geq(st.blocks, 2);
+    cr_assert_geq(st.bytes_mapped, (size_t)3072 << 20);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed, pool_without_growth_fails_cleanly_when_full) {
+    tarn_fixed_t *pool = tarn_fixed_create(48, 10, 0);
+    void *v[10];
+    for (int i = 0; i < 10; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool));
+    errno = 0;
+    cr_assert_null(tarn_fixed_alloc(pool));
+    cr_assert_eq(errno, ENOMEM);
+    tarn_fixed_free(pool, v[3]);
+    cr_assert_eq(tarn_fixed_alloc(pool), v[3]);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed, a_wholly_free_block_hands_out_memory_in_order_again) {
+    tarn_fixed_t *pool = make(64, 64, 64, 4);
+    void *v[192];
+    for (int i = 0; i < 192; i++) v[i] = tarn_fixed_alloc(pool);
+    /* free the first block's objects in a scrambled order */
+    for (int i = 0; i < 64; i++) tarn_fixed_free(pool, v[(i * 37) % 64]);
+    /* the current (third) block is exhausted: the next block is the first one, reset */
+    char *prev = tarn_fixed_alloc(pool);
+    cr_assert_eq((void *)prev, v[0], "the reset block starts at its first object");
+    for (int i = 1; i < 64; i++) {
+        char *p = tarn_fixed_alloc(pool);
+        cr_assert_eq(p, prev + 64, "object %d is not the next in address order", i);
+        prev = p;
+    }
+    cr_assert_eq(tarn_fixed_check(pool), 0);
+    tarn_fixed_destroy(pool);
+}
+
+static void fill_and_free(tarn_fixed_t *pool, size_t n, size_t size, size_t *rss_full, size_t *rss_after) {
+    void **v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = tarn_fixed_alloc(pool);
+        cr_assert_not_null(v[i]);
+        memset(v[i], 1, size);
+    }
+    *rss_full = tarn__os_rss();
+    for (size_t i = 0; i < n; i++) tarn_fixed_free(pool, v[(i * 7919) % n]);
+    *rss_after = tarn__os_rss();
+    free(v);
+}
+
+Test(fixed, memory_goes_back_to_the_os_beyond_keep_empty) {
+    size_t n = 64 * 1024, size = 1024; /* 64 MiB */
+    tarn_fixed_t *pool = make(size, 1024, 1024, 0);
+    size_t full, after;
+    fill_and_free(pool, n, size, &full, &after);
+    cr_assert(full - after >= (size_t)60 << 20, "rss %zu MiB -> %zu MiB", full >> 20, after >> 20);
+    tarn_pool_stats_t st;
+    tarn_fixed_stats(pool, &st);
+    cr_assert_leq(st.blocks, 1, "only the current block stays");
+    cr_assert_geq(st.os_releases, 63);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed, default_retention_gives_back_most_of_a_large_free) {
+    size_t n = 64 * 1024, size = 1024;
+    tarn_fixed_t *pool = tarn_fixed_create(size, 1024, 1024);
+    size_t full, after;
+    fill_and_free(pool, n, size, &full, &after);
+    /* default keeps empty blocks worth 1/8 of the peak: at least 3/4 must go */
+    cr_assert(full - after >= (size_t)48 << 20, "rss %zu MiB -> %zu MiB", full >> 20, after >> 20);
+    /* and the pool still works, reusing released slots */
+    void *p = tarn_fixed_alloc(pool);
+    cr_assert_not_null(p);
+    tarn_fixed_free(pool, p);
+    cr_assert_eq(tarn_fixed_check(pool), 0);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed, destroy_returns_everything) {
+    size_t before = tarn__os_rss();
+    tarn_fixed_t *pool = tarn_fixed_create(4096, 8192, 0); /* 32 MiB */
+    for (int i = 0; i < 8192; i++) memset(tarn_fixed_alloc(pool), 1, 4096);
+    cr_assert_geq(tarn__os_rss(), before + ((size_t)30 << 20));
+    tarn_fixed_destroy(pool);
+    cr_assert_leq(tarn__os_rss(), before + ((size_t)2 << 20));
+}
+
+Test(fixed, stats_count_what_is_live_and_mapped) {
+    tarn_fixed_t *pool = make(100, 10, 10, 100);
+    void *v[25];
+    for (int i = 0; i < 25; i++) v[i] = tarn_fixed_alloc(pool);
+    tarn_pool_stats_t st;
+    tarn_fixed_stats(pool, &st);
+    cr_assert_eq(st.in_use, 25);
+    cr_assert_eq(st.bytes_in_use, 25 * 112, "objects round up to 16 bytes");
+    cr_assert_eq(st.blocks, 3);
+    cr_assert_eq(st.os_maps, 3);
+    for (int i = 0; i < 10; i++) tarn_fixed_free(pool, v[i]);
+    tarn_fixed_stats(pool, &st);
+    cr_assert_eq(st.in_use, 15);
+    cr_assert_eq(st.empty_blocks, 1);
+    cr_assert_eq(st.os_releases, 0, "keep_empty 100 keeps the block");
+    tarn_fixed_destroy(pool);
+}
+
+/* ---- bad input ---------------------------------------------------------- */
+
+Test(fixed_input, bad_sizes_and_alignments_are_rejected) {
+    errno = 0;
+    cr_assert_null(tarn_fixed_create(0, 10, 10));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(tarn_fixed_create(((size_t)1 << 30) + 1, 1, 1));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(tarn_fixed_create(16, 0, 0));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(tarn_fixed_create(SIZE_MAX / 2, 4, 4));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(tarn_fixed_create(1 << 20, SIZE_MAX / 1024, 1));
+    cr_assert_eq(errno, ENOMEM, "count * size overflows");
+    tarn_fixed_options_t o = {.obj_size = 16, .init_count = 1, .align = 48};
+    errno = 0;
+    cr_assert_null(tarn_fixed_create_ex(&o));
+    cr_assert_eq(errno, EINVAL);
+    o.align = (size_t)2 << 20;
+    errno = 0;
+    cr_assert_null(tarn_fixed_create_ex(&o));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(tarn_fixed_create_ex(NULL));
+    cr_assert_eq(errno, EINVAL);
+}
+
+Test(fixed_input, create_fails_cleanly_without_memory) {
+    tarn__os_fail_after(0);
+    errno = 0;
+    cr_assert_null(tarn_fixed_create(64, 100, 100));
+    cr_assert_eq(errno, ENOMEM);
+    tarn__os_fail_after(1); /* the pool struct maps, no range can be reserved */
+    errno = 0;
+    cr_assert_null(tarn_fixed_create(64, 100, 100));
+    cr_assert_eq(errno, ENOMEM);
+    tarn__os_fail_after(-1);
+    cr_assert_not_null(tarn_fixed_create(64, 100, 100));
+}
+
+Test(fixed_input, free_null_is_a_no_op) {
+    tarn_fixed_t *pool = tarn_fixed_create(64, 4, 4);
+    test_capture_errors();
+    tarn_fixed_free(pool, NULL);
+    cr_assert_eq(test_error_count, 0);
+    tarn_fixed_destroy(pool);
+}
+
+/* Each misuse is reported once, and the pool is left exactly as it was. */
+static void expect_rejected(tarn_fixed_t *pool, void *p, const char *needle) {
+    tarn_pool_stats_t before, after;
+    tarn_fixed_stats(pool, &before);
+    test_capture_errors();
+    tarn_fixed_free(pool, p);
+    expect_report(needle);
+    cr_assert(strstr(test_last_error, "in fixed pool"), "report names the pool: %s", test_last_error);
+    tarn_fixed_stats(pool, &after);
+    cr_assert_eq(before.in_use, after.in_use, "a rejected free changed the pool");
+    cr_assert_eq(tarn_fixed_check(pool), 0);
+    cr_assert_eq(test_error_count, 0, "check found damage: %s", test_last_error);
+}
+
+Test(fixed_misuse, double_free_is_reported) {
+    tarn_fixed_t *pool = tarn_fixed_create(24, 8, 8);
+    void *a = tarn_fixed_alloc(pool), *b = tarn_fixed_alloc(pool);
+    tarn_fixed_free(pool, a);
+    expect_rejected(pool, a, "double free of");
+    tarn_fixed_free(pool, b);
+    expect_rejected(pool, a, "double free of"); /* not at the head of the list */
+    cr_assert(strstr(test_last_error, "(size 32)"), "report gives the object size: %s", test_last_error);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed_misuse, double_free_in_another_block_is_reported) {
+    tarn_fixed_t *pool = make(64, 4, 4, 10);
+    void *v[12];
+    for (int i = 0; i < 12; i++) v[i] = tarn_fixed_alloc(pool);
+    tarn_fixed_free(pool, v[1]); /* first block: retired full, not current */
+    expect_rejected(pool, v[1], "double free of");
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed_misuse, double_free_after_the_block_was_reset_is_reported) {
+    tarn_fixed_t *pool = make(64, 4, 4, 10);
+    void *v[12];
+    for (int i = 0; i < 12; i++) v[i] = tarn_fixed_alloc(pool);
+    for (int i = 0; i < 4; i++) tarn_fixed_free(pool, v[i]); /* block 1 empties and resets */
+    expect_rejected(pool, v[2], "double free of");
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed_misuse, stale_pointer_into_a_released_block_is_reported) {
+    tarn_fixed_t *pool = make(64, 4, 4, 0);
+    void *v[12];
+    for (int i = 0; i < 12; i++) v[i] = tarn_fixed_alloc(pool);
+    for (int i = 0; i < 4; i++) tarn_fixed_free(pool, v[i]); /* block 1 goes back to the OS */
+    expect_rejected(pool, v[0], "stale pointer");
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed_misuse, foreign_pointers_are_reported) {
+    tarn_fixed_t *pool = tarn_fixed_create(32, 8, 8);
+    tarn_fixed_t *other = tarn_fixed_create(32, 8, 8);
+    void *mine = tarn_fixed_alloc(pool);
+    int on_stack;
+    void *heap = malloc(32);
+    expect_rejected(pool, heap, "foreign pointer");
+    expect_rejected(pool, &on_stack, "foreign pointer");
+    expect_rejected(pool, tarn_fixed_alloc(other), "foreign pointer");
+    expect_rejected(pool, (void *)0x10, "foreign pointer");
+    tarn_fixed_free(pool, mine);
+    free(heap);
+    tarn_fixed_destroy(other);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed_misuse, interior_pointers_are_reported) {
+    tarn_fixed_t *pool = tarn_fixed_create(48, 8, 8);
+    char *p = tarn_fixed_alloc(pool);
+    tarn_fixed_alloc(pool);
+    expect_rejected(pool, p + 8, "interior pointer");
+    expect_rejected(pool, p + 47, "interior pointer");
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed_misuse, objects_never_handed_out_are_reported) {
+    tarn_fixed_t *pool = tarn_fixed_create(48, 8, 8);
+    char *p = tarn_fixed_alloc(pool);
+    expect_rejected(pool, p + 48, "never-allocated");
+    expect_rejected(pool, p + 48 * 5, "never-allocated");
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed_misuse, a_live_object_holding_the_freed_tag_is_still_freed) {
+    tarn_fixed_t *pool = tarn_fixed_create(16, 8, 8);
+    void **p = tarn_fixed_alloc(pool);
+    p[1] = (void *)((uintptr_t)p ^ (uintptr_t)pool); /* user data equal to the tag */
+    test_capture_errors();
+    tarn_fixed_free(pool, p);
+    cr_assert_eq(test_error_count, 0, "false report: %s", test_last_error);
+    cr_assert_eq(in_use(pool), 0);
+    cr_assert_eq(tarn_fixed_alloc(pool), (void *)p);
+    tarn_fixed_destroy(pool);
+}
+
+Test(fixed_misuse, double_free_aborts_by_default, .signal = SIGABRT) {
+    tarn_fixed_t *pool = tarn_fixed_create(24, 8, 8);
+    void *a = tarn_fixed_alloc(pool);
+    tarn_fixed_free(pool, a);
+    tarn_fixed_free(pool, a);
+}
+
+Test(fixed_misuse, foreign_free_aborts_by_default, .signal = SIGABRT) {
+    tarn_fixed_t *pool = tarn_fixed_create(24, 8, 8);
+    static char not_ours[64];
+    tarn_fixed_free(pool, not_ours);
+}
+
+Test(fixed_misuse, check_finds_a_corrupted_free_list) {
+    tarn_fixed_t *pool = tarn_fixed_create(32, 8, 8);
+    void **a = tarn_fixed_alloc(pool);
+    tarn_fixed_alloc(pool);
+    tarn_fixed_free(pool, a);
+    a[0] = (void *)0x1234; /* a write after free */
+    test_capture_errors();
+    cr_assert_eq(tarn_fixed_check(pool), -1);
+    expect_report("corrupted free list");
+}
+
+/* ---- random sequences, checked against a shadow -------------------------- */
+
+Test(fixed, random_sequences_keep_every_invariant) {
+    tarn_fixed_t *pool = make(40, 50, 30, 2);
+    enum { N = 3000 };
+    void **live = calloc(N, sizeof *live);
+    unsigned seed = 12345;
+    size_t count = 0;
+    for (int step = 0; step < 200000; step++) {
+        size_t i = rand_r(&seed) % N;
+        if (live[i]) {
+            cr_assert_eq(*(size_t *)live[i], i, "object %zu was overwritten", i);
+            tarn_fixed_free(pool, live[i]);
+            live[i] = NULL;
+            count--;
+        } else {
+            live[i] = tarn_fixed_alloc(pool);
+            cr_assert_not_null(live[i]);
+            *(size_t *)live[i] = i;
+            count++;
+        }
+        if (step % 5000 == 0) {
+            cr_assert_eq(tarn_fixed_check(pool), 0, "step %d", step);
+            cr_assert_eq(in_use(pool), count, "step %d", step);
+        }
+    }
+    free(live);
+    tarn_fixed_destroy(pool);
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+enum { THREADS = 8, PER_THREAD = 40000, EXCHANGE = 256 };
+
+typedef struct {
+    void *pool_words[2];     /* a free object's link and tag live here */
+    _Atomic uintptr_t owner; /* nonzero while some thread holds the object */
+    size_t payload;
+} shared_obj_t;
+
+static tarn_fixed_t *shared_pool;
+static _Atomic(shared_obj_t *) exchange[EXCHANGE];
+static atomic_int double_handouts;
+
+/* Takes an object, proves nobody else holds it, and passes some to other
+ * threads through the exchange so frees cross threads. */
+static void *hammer(void *arg) {
+    uintptr_t me = (uintptr_t)arg;
+    unsigned seed = (unsigned)me;
+    for (int i = 0; i < PER_THREAD; i++) {
+        shared_obj_t *o = tarn_fixed_alloc(shared_pool);
+        cr_assert_not_null(o);
+        uintptr_t expected = 0;
+        if (!atomic_compare_exchange_strong(&o->owner, &expected, me)) atomic_fetch_add(&double_handouts, 1);
+        o->payload = me;
+        shared_obj_t *prev = atomic_exchange(&exchange[rand_r(&seed) % EXCHANGE], o);
+        if (prev) {
+            atomic_store(&prev->owner, 0);
+            tarn_fixed_free(shared_pool, prev);
+        }
+    }
+    return NULL;
+}
+
+Test(fixed_threads, eight_threads_share_one_pool_and_no_object_is_handed_out_twice) {
+    tarn_fixed_options_t o = {.obj_size = sizeof(shared_obj_t), .init_count = 64, .grow_count = 256,
+                              .keep_empty = 1, .thread_safe = 1};
+    shared_pool = tarn_fixed_create_ex(&o);
+    cr_assert_not_null(shared_pool);
+    pthread_t t[THREADS];
+    for (uintptr_t i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, hammer, (void *)(i + 1));
+    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    cr_assert_eq(atomic_load(&double_handouts), 0);
+    for (int i = 0; i < EXCHANGE; i++) {
+        shared_obj_t *left = atomic_exchange(&exchange[i], NULL);
+        if (left) {
+            atomic_store(&left->owner, 0);
+            tarn_fixed_free(shared_pool, left);
+        }
+    }
+    cr_assert_eq(in_use(shared_pool), 0);
+    cr_assert_eq(tarn_fixed_check(shared_pool), 0);
+    tarn_fixed_destroy(shared_pool);
+}
+
+Test(fixed_threads, a_thread_safe_pool_still_reports_misuse) {
+    tarn_fixed_options_t o = {.obj_size = 32, .init_count = 8, .grow_count = 8, .thread_safe = 1};
+    tarn_fixed_t *pool = tarn_fixed_create_ex(&o);
+    void *a = tarn_fixed_alloc(pool);
+    tarn_fixed_free(pool, a);
+    expect_rejected(pool, a, "double free of");
+    expect_rejected(pool, (char *)tarn_fixed_alloc(pool) + 4, "interior pointer");
+    tarn_fixed_destroy(pool);
+}
