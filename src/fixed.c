@@ -349,9 +349,8 @@ extern inline void tarn_fixed_free(tarn_fixed_t *pool, void *p);
 
 /* ---- create and destroy ------------------------------------------------- */
 
-/* Fills the geometry from validated options; -1 with errno when the counts
- * cannot be represented. */
-static int set_geometry(tarn_fixed_t *pool, const tarn_fixed_options_t *opt, size_t align) {
+/* Object size, slot size and block capacities from validated options. */
+static void set_geometry(tarn_fixed_t *pool, const tarn_fixed_options_t *opt, size_t align) {
     size_t size = tarn__align_up(opt->obj_size < 16 ? 16 : opt->obj_size, align);
     size_t max_cap = (MAX_BLOCK_BYTES - tarn__os_page_size()) / size;
     pool->hot.obj_size = size;
@@ -362,7 +361,6 @@ static int set_geometry(tarn_fixed_t *pool, const tarn_fixed_options_t *opt, siz
     size_t slot = tarn__pow2_ceil(objects_bytes(pool, biggest) + sizeof(block_t));
     pool->slot_size = slot > align ? slot : align;
     pool->hot.low_mask = pool->slot_size - 1;
-    return 0;
 }
 
 static bool options_valid(const tarn_fixed_options_t *opt, size_t align) {
@@ -391,19 +389,19 @@ static void pool_unmap(tarn_fixed_t *pool) {
 }
 
 tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
-    size_t align = opt && opt->align ? opt->align : 16;
-    if (!opt || !options_valid(opt, align < 16 ? 16 : align)) return errno = EINVAL, NULL;
+    size_t align = opt && opt->align > 16 ? opt->align : 16;
+    if (!opt || !options_valid(opt, opt->align ? opt->align : 16)) return errno = EINVAL, NULL;
     if (opt->init_count > SIZE_MAX / opt->obj_size || opt->grow_count > SIZE_MAX / opt->obj_size)
         return errno = ENOMEM, NULL;
     tarn_fixed_t *pool = tarn__os_map(sizeof *pool);
     if (!pool) return NULL;
     pool->shared = opt->thread_safe != 0;
-    pool->keep_auto = opt->keep_empty == TARN_FIXED_KEEP_DEFAULT;
-    pool->keep_empty = opt->keep_empty;
+    pool->keep_auto = opt->keep_empty == 0;
+    pool->keep_empty = opt->keep_empty == TARN_FIXED_KEEP_NONE ? 0 : opt->keep_empty;
     pool->hot.cur = pool->current = &pool->sentinel;
     if (pool->shared) pthread_mutex_init(&pool->lock, NULL);
-    if (set_geometry(pool, opt, align < 16 ? 16 : align) < 0 ||
-        map_initial_blocks(pool, opt->init_count) < 0) {
+    set_geometry(pool, opt, align);
+    if (map_initial_blocks(pool, opt->init_count) < 0) {
         int e = errno;
         pool_unmap(pool);
         errno = e;
@@ -413,10 +411,7 @@ tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
 }
 
 tarn_fixed_t *tarn_fixed_create(size_t obj_size, size_t init_count, size_t grow_count) {
-    tarn_fixed_options_t opt = {.obj_size = obj_size,
-                                .init_count = init_count,
-                                .grow_count = grow_count,
-                                .keep_empty = TARN_FIXED_KEEP_DEFAULT};
+    tarn_fixed_options_t opt = {.obj_size = obj_size, .init_count = init_count, .grow_count = grow_count};
     return tarn_fixed_create_ex(&opt);
 }
 

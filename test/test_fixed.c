@@ -36,7 +36,7 @@ static void assert_disjoint(void **v, size_t n, size_t size) {
 }
 
 Test(fixed, alloc_free_roundtrip_keeps_objects_distinct_and_aligned) {
-    tarn_fixed_t *pool = make(24, 100, 100, TARN_FIXED_KEEP_DEFAULT);
+    tarn_fixed_t *pool = make(24, 100, 100, 0);
     enum { N = 1000 };
     void *v[N];
     for (size_t i = 0; i < N; i++) {
@@ -186,7 +186,7 @@ static void fill_and_free(tarn_fixed_t *pool, size_t n, size_t size, size_t *rss
 
 Test(fixed, memory_goes_back_to_the_os_beyond_keep_empty) {
     size_t n = 64 * 1024, size = 1024; /* 64 MiB */
-    tarn_fixed_t *pool = make(size, 1024, 1024, 0);
+    tarn_fixed_t *pool = make(size, 1024, 1024, TARN_FIXED_KEEP_NONE);
     size_t full, after;
     fill_and_free(pool, n, size, &full, &after);
     cr_assert(full - after >= (size_t)60 << 20, "rss %zu MiB -> %zu MiB", full >> 20, after >> 20);
@@ -335,7 +335,7 @@ Test(fixed_misuse, double_free_after_the_block_was_reset_is_reported) {
 }
 
 Test(fixed_misuse, stale_pointer_into_a_released_block_is_reported) {
-    tarn_fixed_t *pool = make(64, 4, 4, 0);
+    tarn_fixed_t *pool = make(64, 4, 4, TARN_FIXED_KEEP_NONE);
     void *v[12];
     for (int i = 0; i < 12; i++) v[i] = tarn_fixed_alloc(pool);
     for (int i = 0; i < 4; i++) tarn_fixed_free(pool, v[i]); /* block 1 goes back to the OS */

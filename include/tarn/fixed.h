@@ -25,12 +25,12 @@ typedef struct tarn_fixed_options {
     size_t grow_count; /* objects in each later block; 0: the pool never grows */
     size_t align;      /* power of two; 0 means 16 (the minimum) */
     size_t keep_empty; /* wholly free blocks kept for reuse before the rest go
-                          back to the OS; TARN_FIXED_KEEP_DEFAULT: see below */
+                          back to the OS; 0: blocks worth 1/8 of the pool's
+                          peak capacity; TARN_FIXED_KEEP_NONE: none */
     int thread_safe;   /* nonzero: any thread may call alloc/free (locks) */
 } tarn_fixed_options_t;
 
-/* keep_empty default: blocks with up to 1/8 of the pool's peak capacity. */
-#define TARN_FIXED_KEEP_DEFAULT ((size_t)-1)
+#define TARN_FIXED_KEEP_NONE ((size_t)-1)
 
 /* A pool with 16-byte alignment and the default retention; NULL with errno
  * EINVAL (obj_size 0 or > 1 GiB, both counts 0) or ENOMEM (counts overflow,
