@@ -570,6 +570,7 @@ void tarn_arena_rewind(tarn_arena_t *a, tarn_arena_mark_t m) {
     if (t && t->seq == m.block_seq_) {
         t->last = m.last_;
         t->count = m.count_;
+        t->failed = 0;
     }
     if (!a->current) set_current(a, t);
     unlock(a);
