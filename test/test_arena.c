@@ -836,3 +836,13 @@ Test(arena, a_thread_safe_arena_can_be_shared) {
     tarn_arena_destroy(shared);
     cr_assert_eq(nran, 1);
 }
+
+Test(arena, a_cleanup_may_use_its_thread_safe_arena) {
+    tarn_arena_options_t o = {.thread_safe = true};
+    self = tarn_arena_create_ex(&o);
+    tarn_arena_on_destroy(self, allocate_and_register, NULL);
+    tarn_arena_reset(self);
+    cr_assert_eq(nran, 1, "a callback registered during reset runs in that reset");
+    tarn_arena_destroy(self);
+    cr_assert_eq(nran, 1);
+}
