@@ -60,6 +60,7 @@ build/bench/%: bench/%.c bench/*.h build/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) $< -o $@ build/libtarn.a $(LIBS) $(LDLIBS_$*)
 
+# bench_arena compares with APR pools (headers in their own directory) and talloc.
 LDLIBS_bench_arena := -I/usr/include/apr-1.0 -lapr-1 -ltalloc
 
 bench: deps all $(addprefix build/bench/,$(BENCHES))
