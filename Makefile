@@ -16,6 +16,7 @@ LIBS    := -lpthread
 
 # Debian packages the build, tests and benchmarks need (make deps).
 DEPS    := gcc make pkg-config libcriterion-dev
+DEPS    += libapr1-dev libtalloc-dev
 
 # override.c exports malloc & co. and goes only into libtarn-override.so.
 LIB_SRC := $(filter-out src/override.c,$(wildcard src/*.c src/*/*.c))
@@ -58,6 +59,9 @@ test: deps all $(addprefix build/debug/test/,$(TESTS)) $(addprefix build/asan/te
 build/bench/%: bench/%.c bench/*.h build/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) $< -o $@ build/libtarn.a $(LIBS) $(LDLIBS_$*)
+
+# bench_arena compares with APR pools (headers in their own directory) and talloc.
+LDLIBS_bench_arena := -I/usr/include/apr-1.0 -lapr-1 -ltalloc
 
 bench: deps all $(addprefix build/bench/,$(BENCHES))
 	@for b in $(BENCHES); do build/bench/$$b $(if $(FULL),--full) || exit 1; done

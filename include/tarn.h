@@ -3,6 +3,7 @@
  * Read this file first. Each concept has one short header:
  *   tarn/common.h  error handler, statistics struct, export macro
  *   tarn/fixed.h   pool of equal-size objects, O(1) alloc and free
+ *   tarn/arena.h   region pool: bump allocation, cleanups, reset, child arenas, rewind
  *
  * Conventions: functions returning a pointer return NULL and set errno
  * (ENOMEM, EINVAL) on failure; functions returning int return 0 or -1 with
@@ -14,6 +15,6 @@
 
 #include "tarn/common.h"
 #include "tarn/fixed.h"
-
+#include "tarn/arena.h"
 
 #endif
