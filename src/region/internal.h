@@ -4,9 +4,10 @@
  *             through one table of methods per policy (as sqlite's mem5 does)
  *   tagged.c  blocks with boundary tags, shared by first/next/best fit and
  *             TLSF: split, O(1) merge with both neighbours, aligned carving
- *   fit.c     free-block indexes of first and next fit (address-ordered list,
- *             roving pointer) and best fit (size-ordered list)
- *   tlsf.c    the TLSF free-block index: two bitmap levels, 32 lists per octave
+ *   fit.c     free-block index of first and next fit: an address-ordered list
+ *             (and a roving pointer)
+ *   tlsf.c    segregated lists, 32 per power of two, found through two bitmap
+ *             levels: TLSF's index, and best fit's with each list sorted
  *   buddy.c   the buddy system, with control bytes beside the blocks
  *
  * Types:
@@ -80,13 +81,14 @@ bool tarn__tb_is_free_block(const tarn_region_t *r, const tarn__tblock_t *b);
 
 /* ---- policy state --------------------------------------------------------- */
 typedef struct tarn__fit_state {
-    tarn__tblock_t *head;  /* address order (first, next fit) or (size, address) */
+    tarn__tblock_t *head;  /* in address order */
     tarn__tblock_t *rover; /* next fit: where the next search starts; NULL = head */
 } tarn__fit_state_t;
 
 #define TARN__TLSF_SL_LOG2 5
 #define TARN__TLSF_SL 32 /* lists per power of two */
 #define TARN__TLSF_FL 32 /* class 0 holds sizes below 512 in steps of 16 */
+/* TLSF and best fit. */
 typedef struct tarn__tlsf_state {
     uint32_t fl_map;                   /* bit f: sl_map[f] != 0 */
     uint32_t sl_map[TARN__TLSF_FL];    /* bit s: heads[f][s] != NULL */

@@ -12,7 +12,7 @@ static const struct {
 } policies[] = {
     [TARN_FIRST_FIT] = {&tarn__tagged_ops, sizeof(tarn__fit_state_t)},
     [TARN_NEXT_FIT] = {&tarn__tagged_ops, sizeof(tarn__fit_state_t)},
-    [TARN_BEST_FIT] = {&tarn__tagged_ops, sizeof(tarn__fit_state_t)},
+    [TARN_BEST_FIT] = {&tarn__tagged_ops, sizeof(tarn__tlsf_state_t)},
     [TARN_BUDDY] = {&tarn__buddy_ops, sizeof(tarn__buddy_state_t)},
     [TARN_TLSF] = {&tarn__tagged_ops, sizeof(tarn__tlsf_state_t)},
 };
