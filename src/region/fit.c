@@ -1,14 +1,13 @@
-/* The free-block indexes of the three classic list policies.
- *
- * First fit and next fit share one doubly linked list in address order:
- * address-ordered first fit is among the least fragmenting policies measured
- * (Johnstone & Wilson, 1998), at the price of an O(free blocks) walk to insert
- * a block with no free neighbour. Next fit (Knuth) searches from a roving
- * pointer, left where the last search stopped; remove() and moved() carry the
- * rover to a live block, so merges never leave it dangling. Best fit keeps the
- * list ordered by (size, address): the first block that fits is the smallest,
- * the lowest one among equals. Every operation here is O(free blocks) at worst;
- * TLSF (tlsf.c) is the O(1) alternative. */
+/* The free-block index of first fit and next fit: one doubly linked list in
+ * address order. Address-ordered first fit is among the least fragmenting
+ * policies measured (Johnstone & Wilson, 1998); its price is the search, a
+ * walk over the free blocks. Next fit (Knuth) searches from a roving pointer
+ * left where the last search stopped; remove() and moved() carry the rover to
+ * a live block, so merges never leave it dangling. Inserting a block with no
+ * free neighbour needs its place in address order: the boundary tags give it
+ * by walking the physical neighbours to the nearest free block, and only when
+ * that is far does insert walk the list. Best fit lives with TLSF in tlsf.c,
+ * as it uses the same size classes. */
 #include "region/internal.h"
 
 typedef tarn__tblock_t block_t;
@@ -33,12 +32,40 @@ static void unlink_block(tarn__fit_state_t *f, block_t *b) {
 
 /* ---- address order: first fit and next fit ------------------------------ */
 
+/* How many physical neighbours on each side insert looks at for a free one. */
+#define NEIGHBOUR_WALK 32
+
+/* The nearest free block in b's span, searched outwards from b; *below says
+ * on which side it lies. NULL if none lies within NEIGHBOUR_WALK blocks. */
+static block_t *nearest_free(block_t *b, bool *below) {
+    block_t *down = b, *up = b;
+    for (int i = 0; i < NEIGHBOUR_WALK && (down || up); i++) {
+        down = down && down->prev_size ? (block_t *)((char *)down - down->prev_size) : NULL;
+        if (down && tarn__tb_is_free(down)) {
+            *below = true;
+            return down;
+        }
+        up = up && tarn__tb_size(up) ? tarn__tb_next(up) : NULL;
+        if (up && tarn__tb_size(up) && tarn__tb_is_free(up)) {
+            *below = false;
+            return up;
+        }
+    }
+    return NULL;
+}
+
 static void ao_insert(tarn_region_t *r, block_t *b, block_t *after) {
     tarn__fit_state_t *f = state(r);
-    if (!after)
-        for (block_t *c = f->head; c && c < b; c = c->next_free) after = c;
-    tarn_assert(!after || after < b, "the hint lies below the block");
-    link_between(f, b, after, after ? after->next_free : f->head);
+    bool below = true;
+    block_t *near = after ? after : nearest_free(b, &below);
+    if (near && !below) {
+        link_between(f, b, near->prev_free, near);
+        return;
+    }
+    if (!near)
+        for (block_t *c = f->head; c && c < b; c = c->next_free) near = c;
+    tarn_assert(!near || near < b, "the block below lies below");
+    link_between(f, b, near, near ? near->next_free : f->head);
 }
 
 static void ao_remove(tarn_region_t *r, block_t *b) { unlink_block(state(r), b); }
@@ -68,10 +95,9 @@ static block_t *next_find(tarn_region_t *r, size_t size) {
     return NULL;
 }
 
-/* Walks a list whose order is given by `before`, checking every entry is a
- * free block and the back links agree; entries, or -1 after reporting. The
- * strict order also rules out cycles. */
-static long check_list(const tarn_region_t *r, bool (*before)(const block_t *, const block_t *)) {
+/* Checks every entry is a free block, in address order, with agreeing back
+ * links; entries, or -1 after reporting. The strict order rules out cycles. */
+static long ao_check(const tarn_region_t *r) {
     const tarn__fit_state_t *f = &r->u.fit;
     long n = 0;
     bool rover_seen = !f->rover;
@@ -79,7 +105,7 @@ static long check_list(const tarn_region_t *r, bool (*before)(const block_t *, c
         if (!tarn__tb_is_free_block(r, b))
             return tarn__region_broken("region %p: free list entry %p is not a free block",
                                        (void *)r, (void *)b);
-        if (b->prev_free != prev || (prev && !before(prev, b)))
+        if (b->prev_free != prev || (prev && prev >= b))
             return tarn__region_broken("region %p: free list out of order at %p", (void *)r,
                                        (void *)b);
         rover_seen |= b == f->rover;
@@ -90,54 +116,9 @@ static long check_list(const tarn_region_t *r, bool (*before)(const block_t *, c
     return n;
 }
 
-static bool below(const block_t *a, const block_t *b) { return a < b; }
-static long ao_check(const tarn_region_t *r) { return check_list(r, below); }
-
 const tarn__tindex_t tarn__first_fit_index = {
     ao_insert, ao_remove, ao_moved, first_find, ao_check,
 };
 const tarn__tindex_t tarn__next_fit_index = {
     ao_insert, ao_remove, ao_moved, next_find, ao_check,
-};
-
-/* ---- (size, address) order: best fit ------------------------------------ */
-
-static bool smaller(const block_t *a, const block_t *b) {
-    size_t sa = tarn__tb_size(a), sb = tarn__tb_size(b);
-    return sa < sb || (sa == sb && a < b);
-}
-
-/* Links b in order, searching outwards from the gap between prev and next
- * (a block leaving that gap usually lands near it). */
-static void best_link_near(tarn__fit_state_t *f, block_t *b, block_t *prev, block_t *next) {
-    while (prev && smaller(b, prev)) {
-        next = prev;
-        prev = prev->prev_free;
-    }
-    while (next && smaller(next, b)) {
-        prev = next;
-        next = next->next_free;
-    }
-    link_between(f, b, prev, next);
-}
-
-static void best_insert(tarn_region_t *r, block_t *b, block_t *after) {
-    (void)after;
-    best_link_near(state(r), b, NULL, state(r)->head);
-}
-
-static void best_moved(tarn_region_t *r, block_t *old, size_t old_size, block_t *b) {
-    (void)old_size;
-    tarn__fit_state_t *f = state(r);
-    block_t *prev = old->prev_free, *next = old->next_free;
-    unlink_block(f, old);
-    best_link_near(f, b, prev, next);
-}
-
-static block_t *best_find(tarn_region_t *r, size_t size) { return first_find(r, size); }
-
-static long best_check(const tarn_region_t *r) { return check_list(r, smaller); }
-
-const tarn__tindex_t tarn__best_fit_index = {
-    best_insert, ao_remove, best_moved, best_find, best_check,
 };

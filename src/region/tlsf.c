@@ -1,5 +1,6 @@
-/* The TLSF free-block index (Masmano, Ripoll, Crespo, Real: "TLSF: a new
- * dynamic memory allocator for real-time systems", ECRTS 2004).
+/* Segregated free lists: the index of TLSF (Masmano, Ripoll, Crespo, Real:
+ * "TLSF: a new dynamic memory allocator for real-time systems", ECRTS 2004),
+ * and of best fit, which sorts each list instead.
  *
  * Free blocks sit in segregated lists: the first level splits sizes by
  * power of two, the second splits each power of two into 32 equal ranges
@@ -10,7 +11,14 @@
  * find-first-set instructions locate it. Insert and remove are a push and an
  * unlink. Nothing loops, which is the point: alloc and free are O(1) with a
  * small constant. The price is that a request within one class step (1/32)
- * of the largest free block can fail although that block would fit. */
+ * of the largest free block can fail although that block would fit.
+ *
+ * Best fit uses the same classes but keeps each list in (size, address)
+ * order and searches the request's own class first: the first block there
+ * that fits, or else the head of the next non-empty class, is the smallest
+ * block that fits, the lowest among equals (address-ordered best fit, which
+ * Johnstone & Wilson found the least fragmenting). Inserting walks one list,
+ * so its cost grows with the number of free blocks of about the same size. */
 #include "region/internal.h"
 
 typedef tarn__tblock_t block_t;
@@ -43,18 +51,26 @@ size_t tarn__tlsf_class_min(unsigned fl, unsigned sl) {
 
 static inline tarn__tlsf_state_t *state(tarn_region_t *r) { return &r->u.tlsf; }
 
-static void tlsf_insert(tarn_region_t *r, block_t *b, block_t *after) {
-    (void)after;
-    tarn__tlsf_state_t *t = state(r);
-    unsigned fl, sl;
-    tarn__tlsf_class(tarn__tb_size(b), &fl, &sl);
-    block_t *head = t->heads[fl][sl];
-    b->prev_free = NULL;
-    b->next_free = head;
-    if (head) head->prev_free = b;
+/* Links b into list fl.sl after prev (NULL: at the head). */
+static void link_after(tarn__tlsf_state_t *t, block_t *b, unsigned fl, unsigned sl, block_t *prev) {
+    block_t *next = prev ? prev->next_free : t->heads[fl][sl];
+    b->prev_free = prev;
+    b->next_free = next;
+    if (next) next->prev_free = b;
+    if (prev) {
+        prev->next_free = b;
+        return;
+    }
     t->heads[fl][sl] = b;
     t->sl_map[fl] |= 1u << sl;
     t->fl_map |= 1u << fl;
+}
+
+static void tlsf_insert(tarn_region_t *r, block_t *b, block_t *after) {
+    (void)after;
+    unsigned fl, sl;
+    tarn__tlsf_class(tarn__tb_size(b), &fl, &sl);
+    link_after(state(r), b, fl, sl, NULL);
 }
 
 /* Unlinks b from the list of its size when it was inserted. */
@@ -81,13 +97,10 @@ static void tlsf_moved(tarn_region_t *r, block_t *old, size_t old_size, block_t 
     tlsf_insert(r, b, NULL);
 }
 
-static block_t *tlsf_find(tarn_region_t *r, size_t size) {
-    tarn__tlsf_state_t *t = state(r);
-    if (size >= SMALL) size += ((size_t)1 << (log2_floor(size) - SL_LOG2)) - 1;
-    unsigned fl, sl;
-    tarn__tlsf_class(size, &fl, &sl);
+/* The head of the first non-empty list at or above class fl.sl, or NULL. */
+static block_t *first_at_or_above(tarn__tlsf_state_t *t, unsigned fl, unsigned sl) {
     if (fl >= TARN__TLSF_FL) return NULL;
-    uint32_t sl_map = t->sl_map[fl] & (~0u << sl);
+    uint32_t sl_map = sl < TARN__TLSF_SL ? t->sl_map[fl] & (~0u << sl) : 0;
     if (!sl_map) {
         uint32_t fl_map = fl + 1 < TARN__TLSF_FL ? t->fl_map & (~0u << (fl + 1)) : 0;
         if (!fl_map) return NULL;
@@ -97,14 +110,55 @@ static block_t *tlsf_find(tarn_region_t *r, size_t size) {
     return t->heads[fl][__builtin_ctz(sl_map)];
 }
 
-/* Checks one list: members are free blocks of its class, linked both ways. */
-static long check_one(const tarn_region_t *r, unsigned fl, unsigned sl, long limit) {
+static block_t *tlsf_find(tarn_region_t *r, size_t size) {
+    if (size >= SMALL) size += ((size_t)1 << (log2_floor(size) - SL_LOG2)) - 1;
+    unsigned fl, sl;
+    tarn__tlsf_class(size, &fl, &sl);
+    return first_at_or_above(state(r), fl, sl);
+}
+
+/* ---- best fit: the same lists, each in (size, address) order ------------ */
+
+static bool smaller(const block_t *a, const block_t *b) {
+    size_t sa = tarn__tb_size(a), sb = tarn__tb_size(b);
+    return sa < sb || (sa == sb && a < b);
+}
+
+static void best_insert(tarn_region_t *r, block_t *b, block_t *after) {
+    (void)after;
+    tarn__tlsf_state_t *t = state(r);
+    unsigned fl, sl;
+    tarn__tlsf_class(tarn__tb_size(b), &fl, &sl);
+    block_t *prev = NULL;
+    for (block_t *c = t->heads[fl][sl]; c && smaller(c, b); c = c->next_free) prev = c;
+    link_after(t, b, fl, sl, prev);
+}
+
+static void best_moved(tarn_region_t *r, block_t *old, size_t old_size, block_t *b) {
+    unlink_sized(r, old, old_size);
+    best_insert(r, b, NULL);
+}
+
+static block_t *best_find(tarn_region_t *r, size_t size) {
+    tarn__tlsf_state_t *t = state(r);
+    unsigned fl, sl;
+    tarn__tlsf_class(size, &fl, &sl);
+    if (fl >= TARN__TLSF_FL) return NULL;
+    for (block_t *b = t->heads[fl][sl]; b; b = b->next_free)
+        if (tarn__tb_size(b) >= size) return b;
+    return first_at_or_above(t, fl, sl + 1);
+}
+
+/* Checks one list: members are free blocks of its class, linked both ways,
+ * and in (size, address) order if sorted. */
+static long check_one(const tarn_region_t *r, unsigned fl, unsigned sl, long limit, bool sorted) {
     long n = 0;
     const block_t *prev = NULL;
     for (const block_t *b = r->u.tlsf.heads[fl][sl]; b; prev = b, b = b->next_free) {
         unsigned f, s;
-        if (++n > limit || !tarn__tb_is_free_block(r, b) || b->prev_free != prev)
-            return tarn__region_broken("region %p: TLSF list %u.%u is broken at %p", (void *)r,
+        if (++n > limit || !tarn__tb_is_free_block(r, b) || b->prev_free != prev ||
+            (sorted && prev && !smaller(prev, b)))
+            return tarn__region_broken("region %p: free list %u.%u is broken at %p", (void *)r,
                                        fl, sl, (void *)b);
         tarn__tlsf_class(tarn__tb_size(b), &f, &s);
         if (f != fl || s != sl)
@@ -114,18 +168,17 @@ static long check_one(const tarn_region_t *r, unsigned fl, unsigned sl, long lim
     return n;
 }
 
-static long tlsf_check(const tarn_region_t *r) {
+static long check_lists(const tarn_region_t *r, bool sorted) {
     const tarn__tlsf_state_t *t = &r->u.tlsf;
     long total = 0, limit = (long)(r->total / TARN__TB_MIN) + 1;
     for (unsigned fl = 0; fl < TARN__TLSF_FL; fl++) {
         if (!(t->fl_map >> fl & 1) != !t->sl_map[fl])
-            return tarn__region_broken("region %p: TLSF first-level bit %u is wrong", (void *)r,
-                                       fl);
+            return tarn__region_broken("region %p: first-level bit %u is wrong", (void *)r, fl);
         for (unsigned sl = 0; sl < TARN__TLSF_SL; sl++) {
             if (!(t->sl_map[fl] >> sl & 1) != !t->heads[fl][sl])
-                return tarn__region_broken("region %p: TLSF bit for list %u.%u is wrong",
+                return tarn__region_broken("region %p: the bit of list %u.%u is wrong",
                                            (void *)r, fl, sl);
-            long n = check_one(r, fl, sl, limit);
+            long n = check_one(r, fl, sl, limit, sorted);
             if (n < 0) return -1;
             total += n;
         }
@@ -133,6 +186,12 @@ static long tlsf_check(const tarn_region_t *r) {
     return total;
 }
 
+static long tlsf_check(const tarn_region_t *r) { return check_lists(r, false); }
+static long best_check(const tarn_region_t *r) { return check_lists(r, true); }
+
 const tarn__tindex_t tarn__tlsf_index = {
     tlsf_insert, tlsf_remove, tlsf_moved, tlsf_find, tlsf_check,
+};
+const tarn__tindex_t tarn__best_fit_index = {
+    best_insert, tlsf_remove, best_moved, best_find, best_check,
 };
