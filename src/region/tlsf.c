@@ -13,12 +13,13 @@
  * small constant. The price is that a request within one class step (1/32)
  * of the largest free block can fail although that block would fit.
  *
- * Best fit uses the same classes but keeps each list in (size, address)
- * order and searches the request's own class first: the first block there
- * that fits, or else the head of the next non-empty class, is the smallest
- * block that fits, the lowest among equals (address-ordered best fit, which
- * Johnstone & Wilson found the least fragmenting). Inserting walks one list,
- * so its cost grows with the number of free blocks of about the same size. */
+ * Best fit uses the same classes but keeps each list in size order and
+ * searches the request's own class first: the first block there that fits,
+ * or else the head of the next non-empty class, is the smallest block that
+ * fits. Among equal sizes the last freed comes first (LIFO best fit, which
+ * Johnstone & Wilson found to fragment about as little as the address-ordered
+ * kind), so classes below 512 B, which hold one size each, insert in O(1);
+ * above that, inserting walks the blocks of the class that are smaller. */
 #include "region/internal.h"
 
 typedef tarn__tblock_t block_t;
@@ -117,12 +118,9 @@ static block_t *tlsf_find(tarn_region_t *r, size_t size) {
     return first_at_or_above(state(r), fl, sl);
 }
 
-/* ---- best fit: the same lists, each in (size, address) order ------------ */
+/* ---- best fit: the same lists, each in size order ----------------------- */
 
-static bool smaller(const block_t *a, const block_t *b) {
-    size_t sa = tarn__tb_size(a), sb = tarn__tb_size(b);
-    return sa < sb || (sa == sb && a < b);
-}
+static bool smaller(const block_t *a, const block_t *b) { return tarn__tb_size(a) < tarn__tb_size(b); }
 
 static void best_insert(tarn_region_t *r, block_t *b, block_t *after) {
     (void)after;
@@ -150,14 +148,14 @@ static block_t *best_find(tarn_region_t *r, size_t size) {
 }
 
 /* Checks one list: members are free blocks of its class, linked both ways,
- * and in (size, address) order if sorted. */
+ * and in size order if sorted. */
 static long check_one(const tarn_region_t *r, unsigned fl, unsigned sl, long limit, bool sorted) {
     long n = 0;
     const block_t *prev = NULL;
     for (const block_t *b = r->u.tlsf.heads[fl][sl]; b; prev = b, b = b->next_free) {
         unsigned f, s;
         if (++n > limit || !tarn__tb_is_free_block(r, b) || b->prev_free != prev ||
-            (sorted && prev && !smaller(prev, b)))
+            (sorted && prev && smaller(b, prev)))
             return tarn__region_broken("region %p: free list %u.%u is broken at %p", (void *)r,
                                        fl, sl, (void *)b);
         tarn__tlsf_class(tarn__tb_size(b), &f, &s);
