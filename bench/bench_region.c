@@ -2,19 +2,20 @@
  * glibc's malloc timed on the same operations for reference.
  *
  * Traces (the same random numbers for every policy):
- *   random     16 B - 4 KiB uniform; each step picks one of 24576 slots and
+ *   random     16 B - 4 KiB uniform; each step picks one of 16384 slots and
  *              frees it if live, else fills it (random lifetimes)
  *   power-law  the same with sizes 16 B - 64 KiB, each power of two half as
  *              likely as the one below
- *   fragment   32 B - 1 KiB until the region is full, free every other
- *              block, then ask for 512 B - 1 KiB until the first failure
+ *   fragment   128 B - 4 KiB until the region is full, free every other
+ *              block, then ask for 2 - 4 KiB until the first failure
  * Columns: mean ns per op (median over runs of the run's mean); worst ns,
  * the largest over the ops of the smallest time that op took in any run, so
  * an interrupt or a migration in one run does not count but a slow path that
- * is always slow does; peak fragmentation (1 - largest free / free, sampled);
+ * is always slow does; peak fragmentation (1 - largest free / free, sampled
+ * 64 times during the slot traces, and after the frees of the fragment one);
  * and how full the region was (live bytes requested / 64 MiB) when the first
  * allocation failed (random and power-law: after the trace, keep allocating
- * three times for each free until one fails). */
+ * seven times for each free until one fails). */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,7 +23,7 @@
 #include "tarn.h"
 
 #define REGION_LEN ((size_t)64 << 20)
-#define SLOTS 24576
+#define SLOTS 16384
 #define MAX_OPS ((size_t)1 << 21)
 
 /* ---- time in TSC ticks: cheap enough to wrap each operation ------------- */
@@ -118,14 +119,13 @@ static void sample_frag(run_t *out) {
 static void **live_p;
 static size_t *live_size;
 
-/* Allocates three for each free until the first failure; returns how full
+/* Allocates seven for each free until the first failure; returns how full
  * the region was then. live_p[0, n) are the blocks alive at the start. */
-static double fill_until_failure(size_t n, size_t (*draw)(void), run_t *out) {
+static double fill_until_failure(size_t n, size_t (*draw)(void)) {
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) bytes += live_size[i];
-    for (size_t step = 0; n < MAX_OPS; step++) {
-        if (step % 4096 == 0) sample_frag(out);
-        if (n && rnd() % 4 == 0) {
+    while (n < MAX_OPS) {
+        if (n && rnd() % 8 == 0) {
             size_t v = rnd() % n;
             heap_free(live_p[v]);
             bytes -= live_size[v];
@@ -140,7 +140,6 @@ static double fill_until_failure(size_t n, size_t (*draw)(void), run_t *out) {
         live_size[n++] = size;
         bytes += size;
     }
-    sample_frag(out);
     return (double)bytes / (double)REGION_LEN;
 }
 
@@ -174,7 +173,7 @@ static void trace_slots(size_t steps, size_t (*draw)(void), run_t *out, bool mea
             live_size[n++] = slot_size[s];
         }
     if (measure_fill) {
-        out->fill = fill_until_failure(n, draw, out);
+        out->fill = fill_until_failure(n, draw);
     } else if (!region) {
         for (size_t i = 0; i < n; i++) free(live_p[i]);
     }
@@ -184,7 +183,7 @@ static void trace_fragment(run_t *out) {
     size_t n = 0, bytes = 0;
     uint64_t t0, t1;
     for (;;) {
-        size_t size = 32 + rnd() % (1024 - 32 + 1);
+        size_t size = 128 + rnd() % (4096 - 128 + 1);
         t0 = ticks();
         void *p = heap_alloc(size);
         t1 = ticks();
@@ -203,7 +202,7 @@ static void trace_fragment(run_t *out) {
     }
     sample_frag(out);
     for (;;) {
-        size_t size = 512 + rnd() % (1024 - 512 + 1);
+        size_t size = 2048 + rnd() % (4096 - 2048 + 1);
         t0 = ticks();
         void *p = heap_alloc(size);
         t1 = ticks();
@@ -260,8 +259,8 @@ static result_t measure(int trace, int policy, int runs, size_t steps) {
 
 int main(int argc, char **argv) {
     int full = bench_full(argc, argv);
-    int runs = full ? 7 : 3;
-    size_t steps = full ? 1000000 : 150000;
+    int runs = full ? 9 : 5;
+    size_t steps = full ? 1000000 : 100000;
     buffer = malloc(REGION_LEN);
     live_p = malloc(MAX_OPS * sizeof *live_p);
     live_size = malloc(MAX_OPS * sizeof *live_size);
