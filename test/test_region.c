@@ -511,6 +511,30 @@ ParameterizedTest(tarn_policy_t *p, region, random_sequence_passes_check_every_s
     cr_assert_eq(stats_of(r).used, 0);
 }
 
+/* Each policy picks the hole it promises: two holes, a large one at the low
+ * address and a small one above it, then the tail of the region. */
+ALL_POLICIES(each_policy_picks_its_hole)
+ParameterizedTest(tarn_policy_t *p, region, each_policy_picks_its_hole) {
+    tarn_region_t *r = make(*p, buf, 1 << 18);
+    void *big = tarn_region_alloc(r, 1000), *g1 = tarn_region_alloc(r, 16);
+    void *small = tarn_region_alloc(r, 100), *g2 = tarn_region_alloc(r, 16);
+    (void)g1, (void)g2;
+    tarn_region_free(r, big);
+    tarn_region_free(r, small);
+    void *q = tarn_region_alloc(r, 90);
+    switch (*p) {
+    case TARN_FIRST_FIT:
+        cr_assert_eq(q, big, "first fit takes the lowest hole that fits");
+        break;
+    case TARN_NEXT_FIT:
+        cr_assert(q != big && q != small, "next fit goes on from the tail where it stopped");
+        break;
+    default:
+        cr_assert_eq(q, small, "%s takes the smallest hole that fits", names[*p]);
+    }
+    cr_assert_eq(tarn_region_check(r), 0);
+}
+
 /* TLSF's size classes: every block size lies in its class, and the rounded
  * search size starts a class whose every block fits the request. */
 Test(region, tlsf_classes_round_trip) {
