@@ -179,7 +179,7 @@ static void trace_slots(size_t steps, size_t (*draw)(void), run_t *out, bool mea
     }
 }
 
-static void trace_fragment(run_t *out) {
+static void trace_fragment(run_t *out, bool sample) {
     size_t n = 0, bytes = 0;
     uint64_t t0, t1;
     for (;;) {
@@ -200,7 +200,7 @@ static void trace_fragment(run_t *out) {
         record(&out->free, t0, t1);
         bytes -= live_size[i];
     }
-    sample_frag(out);
+    if (sample) sample_frag(out);
     for (;;) {
         size_t size = 2048 + rnd() % (4096 - 2048 + 1);
         t0 = ticks();
@@ -210,7 +210,7 @@ static void trace_fragment(run_t *out) {
         if (!p) break;
         bytes += size;
     }
-    sample_frag(out);
+    if (sample) sample_frag(out);
     out->fill = (double)bytes / (double)REGION_LEN;
 }
 
@@ -239,7 +239,7 @@ static result_t measure(int trace, int policy, int runs, size_t steps) {
         run_t out = {.alloc = {a.min, 0, 0}, .free = {f.min, 0, 0}};
         rng = 0x9e3779b97f4a7c15ull + (uint64_t)trace;
         bool first = run == 0 && policy != GLIBC;
-        if (trace == FRAGMENT) trace_fragment(&out);
+        if (trace == FRAGMENT) trace_fragment(&out, first);
         else trace_slots(steps, trace == RANDOM ? draw_uniform : draw_power, &out, first);
         am[run] = out.alloc.sum / (double)out.alloc.n * ns_per_tick;
         fm[run] = out.free.sum / (double)out.free.n * ns_per_tick;
