@@ -306,7 +306,8 @@ static int tagged_check(const tarn_region_t *r) {
 
 static void tagged_walk(const tarn_region_t *r, tarn_region_stats_t *out) {
     for (const tarn__span_t *s = r->spans; s; s = s->next)
-        for (const block_t *b = (const block_t *)s->start; tarn__tb_size(b); b = tarn__tb_next(b)) {
+        for (const block_t *b = (const block_t *)s->start;
+             (const char *)b < s->end && tarn__tb_size(b); b = tarn__tb_next(b)) {
             if (!tarn__tb_is_free(b)) continue;
             size_t size = tarn__tb_size(b);
             out->free += size;
