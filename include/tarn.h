@@ -4,6 +4,7 @@
  *   tarn/common.h  error handler, statistics struct, export macro
  *   tarn/fixed.h   pool of equal-size objects, O(1) alloc and free
  *   tarn/arena.h   region pool: bump allocation, cleanups, reset, child arenas, rewind
+ *   tarn/region.h  allocators over a caller's buffer: first/next/best fit, buddy, TLSF
  *
  * Conventions: functions returning a pointer return NULL and set errno
  * (ENOMEM, EINVAL) on failure; functions returning int return 0 or -1 with
@@ -16,5 +17,7 @@
 #include "tarn/common.h"
 #include "tarn/fixed.h"
 #include "tarn/arena.h"
+#include "tarn/region.h"
+
 
 #endif

@@ -1,0 +1,298 @@
+/* The region policies compared on the same traces in a 64 MiB buffer, with
+ * glibc's malloc timed on the same operations for reference.
+ *
+ * Traces (the same random numbers for every policy):
+ *   random     16 B - 4 KiB uniform; each step picks one of 16384 slots and
+ *              frees it if live, else fills it (random lifetimes)
+ *   power-law  the same with sizes 16 B - 64 KiB, each power of two half as
+ *              likely as the one below
+ *   fragment   128 B - 4 KiB until the region is full, free every other
+ *              block, then ask for 2 - 4 KiB until the first failure
+ * Columns: mean ns per op (median over runs of the run's mean); worst ns,
+ * the largest over the ops of the smallest time that op took in any run, so
+ * an interrupt or a migration in one run does not count but a slow path that
+ * is always slow does; peak fragmentation (1 - largest free / free, sampled
+ * 64 times during the slot traces, and after the frees of the fragment one);
+ * and how full the region was (live bytes requested / 64 MiB) when the first
+ * allocation failed (random and power-law: after the trace, keep allocating
+ * seven times for each free until one fails). */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bench.h"
+#include "tarn.h"
+
+#define REGION_LEN ((size_t)64 << 20)
+#define SLOTS 16384
+#define MAX_OPS ((size_t)1 << 21)
+
+/* ---- time in TSC ticks: cheap enough to wrap each operation ------------- */
+static inline uint64_t ticks(void) {
+#if defined(__x86_64__)
+    uint32_t lo, hi;
+    __asm__ volatile("lfence\n\trdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+    return (uint64_t)hi << 32 | lo;
+#else
+    return (uint64_t)bench_now_ns();
+#endif
+}
+
+static double ns_per_tick;
+static uint64_t tick_overhead; /* of an empty ticks() pair, subtracted */
+
+static void calibrate(void) {
+    double t0 = bench_now_ns();
+    uint64_t k0 = ticks();
+    while (bench_now_ns() - t0 < 20e6) continue;
+    ns_per_tick = (bench_now_ns() - t0) / (double)(ticks() - k0);
+    static double d[10001];
+    for (int i = 0; i < 10001; i++) {
+        uint64_t a = ticks();
+        d[i] = (double)(ticks() - a);
+    }
+    tick_overhead = (uint64_t)bench_median(d, 10001);
+}
+
+/* Per-operation costs of one trace: the minimum over runs for each op index,
+ * and this run's total. */
+typedef struct {
+    uint32_t *min;
+    size_t n;
+    double sum;
+} costs_t;
+
+static inline void record(costs_t *c, uint64_t t0, uint64_t t1) {
+    uint64_t d = t1 - t0 > tick_overhead ? t1 - t0 - tick_overhead : 0;
+    if (d > UINT32_MAX) d = UINT32_MAX;
+    if (c->n < MAX_OPS && d < c->min[c->n]) c->min[c->n] = (uint32_t)d;
+    c->n++;
+    c->sum += (double)d;
+}
+
+static double worst_ns(const costs_t *c) {
+    uint32_t w = 0;
+    for (size_t i = 0; i < c->n && i < MAX_OPS; i++)
+        if (c->min[i] > w) w = c->min[i];
+    return w * ns_per_tick;
+}
+
+/* ---- the allocator under test: a region or glibc ------------------------ */
+static tarn_region_t *region; /* NULL: glibc */
+static unsigned char *buffer;
+
+static inline void *heap_alloc(size_t n) { return region ? tarn_region_alloc(region, n) : malloc(n); }
+static inline void heap_free(void *p) {
+    if (region) tarn_region_free(region, p);
+    else free(p);
+}
+
+static uint64_t rng;
+static inline uint64_t rnd(void) {
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dull;
+}
+
+static size_t draw_uniform(void) { return 16 + rnd() % (4096 - 16 + 1); }
+static size_t draw_power(void) {
+    unsigned k = 0;
+    while (k < 12 && rnd() & 1) k++;
+    size_t lo = (size_t)16 << k;
+    return lo + rnd() % lo;
+}
+
+typedef struct {
+    costs_t alloc, free;
+    double peak_frag;
+    double fill;
+} run_t;
+
+static void sample_frag(run_t *out) {
+    if (!region) return;
+    tarn_region_stats_t s;
+    tarn_region_stats(region, &s);
+    if (s.fragmentation > out->peak_frag) out->peak_frag = s.fragmentation;
+}
+
+/* Live blocks, for the slot traces and the fill phase after them. */
+static void **live_p;
+static size_t *live_size;
+
+/* Allocates seven for each free until the first failure; returns how full
+ * the region was then. live_p[0, n) are the blocks alive at the start. */
+static double fill_until_failure(size_t n, size_t (*draw)(void)) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += live_size[i];
+    while (n < MAX_OPS) {
+        if (n && rnd() % 8 == 0) {
+            size_t v = rnd() % n;
+            heap_free(live_p[v]);
+            bytes -= live_size[v];
+            live_p[v] = live_p[--n];
+            live_size[v] = live_size[n];
+            continue;
+        }
+        size_t size = draw();
+        void *p = heap_alloc(size);
+        if (!p) break;
+        live_p[n] = p;
+        live_size[n++] = size;
+        bytes += size;
+    }
+    return (double)bytes / (double)REGION_LEN;
+}
+
+static void trace_slots(size_t steps, size_t (*draw)(void), run_t *out, bool measure_fill) {
+    static void *slot[SLOTS];
+    static size_t slot_size[SLOTS];
+    memset(slot, 0, sizeof slot);
+    for (size_t i = 0; i < steps; i++) {
+        uint32_t s = (uint32_t)(rnd() % SLOTS);
+        uint64_t t0, t1;
+        if (slot[s]) {
+            t0 = ticks();
+            heap_free(slot[s]);
+            t1 = ticks();
+            record(&out->free, t0, t1);
+            slot[s] = NULL;
+        } else {
+            size_t size = draw();
+            t0 = ticks();
+            slot[s] = heap_alloc(size);
+            t1 = ticks();
+            record(&out->alloc, t0, t1);
+            slot_size[s] = size;
+        }
+        if (measure_fill && i % (steps / 64) == 0) sample_frag(out);
+    }
+    size_t n = 0;
+    for (size_t s = 0; s < SLOTS; s++)
+        if (slot[s]) {
+            live_p[n] = slot[s];
+            live_size[n++] = slot_size[s];
+        }
+    if (measure_fill) {
+        out->fill = fill_until_failure(n, draw);
+    } else if (!region) {
+        for (size_t i = 0; i < n; i++) free(live_p[i]);
+    }
+}
+
+static void trace_fragment(run_t *out, bool sample) {
+    size_t n = 0, bytes = 0;
+    uint64_t t0, t1;
+    for (;;) {
+        size_t size = 128 + rnd() % (4096 - 128 + 1);
+        t0 = ticks();
+        void *p = heap_alloc(size);
+        t1 = ticks();
+        record(&out->alloc, t0, t1);
+        if (!p || n == MAX_OPS) break;
+        live_p[n] = p;
+        live_size[n++] = size;
+        bytes += size;
+    }
+    for (size_t i = 0; i < n; i += 2) {
+        t0 = ticks();
+        heap_free(live_p[i]);
+        t1 = ticks();
+        record(&out->free, t0, t1);
+        bytes -= live_size[i];
+    }
+    if (sample) sample_frag(out);
+    for (;;) {
+        size_t size = 2048 + rnd() % (4096 - 2048 + 1);
+        t0 = ticks();
+        void *p = heap_alloc(size);
+        t1 = ticks();
+        record(&out->alloc, t0, t1);
+        if (!p) break;
+        bytes += size;
+    }
+    if (sample) sample_frag(out);
+    out->fill = (double)bytes / (double)REGION_LEN;
+}
+
+enum { RANDOM, POWER, FRAGMENT, TRACES };
+static const char *const trace_names[] = {"random", "power-law", "fragment"};
+static const char *const policy_names[] = {"first fit", "next fit", "best fit", "buddy", "tlsf"};
+#define GLIBC 5
+
+typedef struct {
+    double alloc_mean, alloc_worst, free_mean, free_worst, frag, fill;
+} result_t;
+
+/* Runs one trace `runs` times on a fresh region of `policy` (or glibc). */
+static result_t measure(int trace, int policy, int runs, size_t steps) {
+    static costs_t a = {0}, f = {0};
+    if (!a.min) {
+        a.min = malloc(MAX_OPS * sizeof *a.min);
+        f.min = malloc(MAX_OPS * sizeof *f.min);
+    }
+    memset(a.min, 0xff, MAX_OPS * sizeof *a.min);
+    memset(f.min, 0xff, MAX_OPS * sizeof *f.min);
+    double am[16], fm[16];
+    result_t res = {0};
+    for (int run = 0; run < runs; run++) {
+        region = policy == GLIBC ? NULL : tarn_region_init(buffer, REGION_LEN, (tarn_policy_t)policy);
+        run_t out = {.alloc = {a.min, 0, 0}, .free = {f.min, 0, 0}};
+        rng = 0x9e3779b97f4a7c15ull + (uint64_t)trace;
+        bool first = run == 0 && policy != GLIBC;
+        if (trace == FRAGMENT) trace_fragment(&out, first);
+        else trace_slots(steps, trace == RANDOM ? draw_uniform : draw_power, &out, first);
+        am[run] = out.alloc.sum / (double)out.alloc.n * ns_per_tick;
+        fm[run] = out.free.sum / (double)out.free.n * ns_per_tick;
+        if (first) {
+            res.frag = out.peak_frag;
+            res.fill = out.fill;
+        }
+        a.n = out.alloc.n;
+        f.n = out.free.n;
+    }
+    res.alloc_mean = bench_median(am, runs);
+    res.free_mean = bench_median(fm, runs);
+    res.alloc_worst = worst_ns(&a);
+    res.free_worst = worst_ns(&f);
+    return res;
+}
+
+int main(int argc, char **argv) {
+    int full = bench_full(argc, argv);
+    int runs = full ? 9 : 5;
+    size_t steps = full ? 1000000 : 100000;
+    buffer = malloc(REGION_LEN);
+    live_p = malloc(MAX_OPS * sizeof *live_p);
+    live_size = malloc(MAX_OPS * sizeof *live_size);
+    if (!buffer || !live_p || !live_size) return 1;
+    memset(buffer, 0, REGION_LEN);
+    calibrate();
+
+    printf("\nregion: five policies on one 64 MiB buffer, %d runs, %zu steps per slot trace\n",
+           runs, steps);
+    bench_machine_line();
+    printf("%-10s %-9s %10s %11s %9s %10s %6s %6s\n", "trace", "policy", "alloc ns",
+           "alloc worst", "free ns", "free worst", "frag", "full");
+    double tlsf_ratio[TRACES], glibc_alloc[TRACES] = {0}, tlsf_alloc[TRACES];
+    for (int t = 0; t < TRACES; t++) {
+        for (int p = 0; p <= GLIBC; p++) {
+            if (p == GLIBC && t == FRAGMENT) continue; /* glibc never runs out */
+            result_t r = measure(t, p, runs, steps);
+            const char *name = p == GLIBC ? "glibc" : policy_names[p];
+            printf("%-10s %-9s %10.1f %11.0f %9.1f %10.0f", trace_names[t], name, r.alloc_mean,
+                   r.alloc_worst, r.free_mean, r.free_worst);
+            if (p == GLIBC) printf(" %6s %6s\n", "-", "-");
+            else printf(" %6.3f %5.1f%%\n", r.frag, 100 * r.fill);
+            if (p == TARN_TLSF) {
+                tlsf_ratio[t] = r.alloc_worst / r.alloc_mean;
+                tlsf_alloc[t] = r.alloc_mean;
+            }
+            if (p == GLIBC) glibc_alloc[t] = r.alloc_mean;
+        }
+    }
+    printf("tlsf worst/mean alloc (target <= 4x):");
+    for (int t = 0; t < TRACES; t++) printf(" %s %.1fx", trace_names[t], tlsf_ratio[t]);
+    printf("\ntlsf/glibc mean alloc time: random %.2f, power-law %.2f\n",
+           tlsf_alloc[RANDOM] / glibc_alloc[RANDOM], tlsf_alloc[POWER] / glibc_alloc[POWER]);
+    return 0;
+}
