@@ -1,5 +1,6 @@
 # tarn — GNU Make build. Outputs under build/:
 #   libtarn.a, libtarn.so           tarn_ API (release: -O2)
+#   libtarn-override.so             the same plus malloc & co (LD_PRELOAD)
 #   debug/, asan/                   the same library with assertions (and
 #                                   sanitizers), used by the tests
 # Targets: all (default), test, bench, deps, install, clean.
@@ -24,7 +25,7 @@ TESTS   := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 
 .PHONY: all test bench deps install clean
-all: build/libtarn.a build/libtarn.so
+all: build/libtarn.a build/libtarn.so build/libtarn-override.so
 
 # $(call lib_rules,variant-dir,cflags)
 define lib_rules
@@ -41,6 +42,10 @@ $(eval $(call lib_rules,build/asan,$(ASAN_CFLAGS)))
 
 build/libtarn.so: $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC))
 	$(CC) -shared -o $@ $^ $(LIBS)
+
+# Calls inside the library bind to its own definitions: no PLT hop per call.
+build/libtarn-override.so: $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC)) build/obj/override.o
+	$(CC) -shared -Wl,-Bsymbolic-functions -o $@ $^ $(LIBS)
 
 # Tests: one Criterion binary per module, built against the debug and the
 # sanitizer library; per-test extra libraries go in LDLIBS_<name>.

@@ -2,6 +2,7 @@
  *
  * Read this file first. Each concept has one short header:
  *   tarn/common.h  error handler, statistics struct, export macro
+ *   tarn/heap.h    tarn_malloc & co: the general thread-caching heap
  *
  * Conventions: functions returning a pointer return NULL and set errno
  * (ENOMEM, EINVAL) on failure; functions returning int return 0 or -1 with
@@ -12,6 +13,7 @@
 #define TARN_H
 
 #include "tarn/common.h"
+#include "tarn/heap.h"
 
 
 #endif

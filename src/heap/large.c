@@ -1,0 +1,120 @@
+/* Large and huge blocks: one block per mapping.
+ *
+ * A large block (up to 4 MiB minus the header) fills a whole segment, so it
+ * grows in place up to the segment end for free, and its segment is cached
+ * and reused like any other. A huge block gets a mapping of its own, with
+ * the same header so free() finds it by masking; realloc grows it with
+ * mremap, in place when it can, else by moving the pages (never copying).
+ * Either kind may be freed by any thread: nothing but the block refers to
+ * its segment, so the freeing thread takes it over (large) or unmaps it. */
+#include "heap/internal.h"
+
+/* A huge mapping: block at `off` (>= the header span and aligned as asked). */
+static void *huge_alloc(size_t size, size_t align) {
+    size_t off = align > TARN__HEADER_SPAN ? align : TARN__HEADER_SPAN;
+    if (off >= TARN__SEG_SIZE) {
+        errno = ENOMEM; /* the block would start in a frame without a header */
+        return NULL;
+    }
+    size_t total = tarn__align_up(off + size, tarn__os_page_size());
+    tarn__segment_t *seg = tarn__os_map_aligned(total, TARN__SEG_SIZE);
+    if (!seg) return NULL;
+    seg->heap = NULL;
+    seg->kind = TARN__SEG_HUGE;
+    seg->page_shift = 63;
+    seg->page_count = 1;
+    seg->size = total;
+    tarn__page_t *pg = &seg->pages[0];
+    pg->flags = TARN__PAGE_SINGLE;
+    pg->used = 1;
+    pg->start = (uint8_t *)seg + off;
+    pg->block_size = total - off;
+    tarn__segment_map_set(seg, true);
+    atomic_fetch_add_explicit(&tarn__counters.huge_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tarn__counters.huge_bytes, total, memory_order_relaxed);
+    return pg->start;
+}
+
+static void huge_free(tarn__segment_t *seg) {
+    tarn__segment_map_set(seg, false);
+    atomic_fetch_sub_explicit(&tarn__counters.huge_blocks, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&tarn__counters.huge_bytes, seg->size, memory_order_relaxed);
+    tarn__os_unmap(seg, seg->size);
+}
+
+void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
+    size_t pad = align > TARN__HEADER_SPAN ? align - TARN__HEADER_SPAN : 0;
+    if (size > TARN__LARGE_MAX || pad > TARN__LARGE_MAX - size) return huge_alloc(size, align);
+    tarn__purge(h, false);
+    tarn__segment_t *seg = tarn__segment_alloc(h, TARN__SEG_LARGE);
+    if (!seg) return NULL;
+    tarn__page_t *pg = &seg->pages[0];
+    seg->unused_pages = NULL;
+    seg->used_pages = 1;
+    pg->flags = TARN__PAGE_SINGLE;
+    pg->used = 1;
+    uint8_t *p = (uint8_t *)tarn__align_up((uintptr_t)pg->start, align);
+    pg->block_size = (size_t)(p - pg->start) + size;
+    if (zero && !seg->fresh) memset(p, 0, size);
+    return p;
+}
+
+void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
+    if (seg->kind == TARN__SEG_HUGE) {
+        huge_free(seg);
+        return;
+    }
+    if (pg->flags & TARN__PAGE_UNUSED) {
+        tarn__report("double free of %p (large block) in heap %p", p, (void *)seg->heap);
+        return;
+    }
+    pg->flags = TARN__PAGE_UNUSED;
+    pg->used = 0;
+    pg->block_size = 0;
+    seg->used_pages = 0;
+    tarn__heap_t *h = tarn__tls_heap;
+    if (h == &tarn__empty_heap) tarn__segment_unmap(seg);
+    else tarn__segment_release(h, seg);
+}
+
+size_t tarn__large_usable(tarn__page_t *pg, const void *p) {
+    return (size_t)(pg->start + pg->block_size - (const uint8_t *)p);
+}
+
+/* Resizes a huge block's mapping; NULL (nothing changed) when it cannot. */
+static void *huge_resize(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size) {
+    size_t off = (size_t)((uint8_t *)p - (uint8_t *)seg);
+    size_t start_off = (size_t)(pg->start - (uint8_t *)seg);
+    size_t total = tarn__align_up(off + size, tarn__os_page_size());
+    if (total <= seg->size) {
+        if (total < seg->size) tarn__os_unmap((uint8_t *)seg + total, seg->size - total);
+    } else {
+        tarn__segment_t *moved = tarn__os_remap_aligned(seg, seg->size, total, TARN__SEG_SIZE);
+        if (!moved) return NULL;
+        if (moved != seg) {
+            tarn__segment_map_set(seg, false);
+            tarn__segment_map_set(moved, true);
+            seg = moved;
+            pg = &seg->pages[0];
+            pg->start = (uint8_t *)seg + start_off;
+        }
+    }
+    atomic_fetch_add_explicit(&tarn__counters.huge_bytes, total - seg->size, memory_order_relaxed);
+    pg->block_size = total - start_off;
+    seg->size = total;
+    return (uint8_t *)seg + off;
+}
+
+/* realloc for large and huge blocks when it can be done without a copy;
+ * NULL tells the caller to allocate, copy and free. */
+void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size) {
+    if (pg->flags & TARN__PAGE_UNUSED) return NULL;
+    uint8_t *end = (uint8_t *)p + size;
+    if (seg->kind == TARN__SEG_LARGE) {
+        if (size <= TARN__MEDIUM_MAX / 2 || end > (uint8_t *)seg + TARN__SEG_SIZE) return NULL;
+        pg->block_size = (size_t)(end - pg->start);
+        return p;
+    }
+    if (size <= TARN__LARGE_MAX / 2) return NULL;
+    return huge_resize(seg, pg, p, size);
+}
