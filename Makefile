@@ -24,7 +24,7 @@ HDRS    := $(wildcard include/*.h include/tarn/*.h src/*.h src/*/*.h)
 TESTS   := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 
-.PHONY: all test bench deps install clean
+.PHONY: all test test-stress bench deps install clean
 all: build/libtarn.a build/libtarn.so build/libtarn-override.so
 
 # $(call lib_rules,variant-dir,cflags)
@@ -39,6 +39,8 @@ endef
 $(eval $(call lib_rules,build,$(REL_CFLAGS)))
 $(eval $(call lib_rules,build/debug,$(DEBUG_CFLAGS)))
 $(eval $(call lib_rules,build/asan,$(ASAN_CFLAGS)))
+TSAN_CFLAGS  := $(BASE) -O1 -DTARN_DEBUG=1 -fsanitize=thread
+$(eval $(call lib_rules,build/tsan,$(TSAN_CFLAGS)))
 
 build/libtarn.so: $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC))
 	$(CC) -shared -o $@ $^ $(LIBS)
@@ -56,8 +58,17 @@ build/asan/test/%: test/%.c test/*.h build/asan/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) $< -o $@ build/asan/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
 
-test: deps all $(addprefix build/debug/test/,$(TESTS)) $(addprefix build/asan/test/,$(TESTS))
+test: deps all $(addprefix build/debug/test/,$(TESTS)) $(addprefix build/asan/test/,$(TESTS)) test-stress
 	@test/run.sh build/debug/test build/asan/test
+
+# The threaded heap stress test (test/heap_stress.c: 8 threads, producer/
+# consumer, exiting threads, fork), plain, under ASan and under TSan.
+$(foreach v,debug asan tsan,$(eval build/$(v)/heap_stress: test/heap_stress.c build/$(v)/libtarn.a ; \
+	$$(CC) $$($(shell echo $(v) | tr a-z A-Z)_CFLAGS) $$< -o $$@ build/$(v)/libtarn.a $$(LIBS)))
+test-stress: build/debug/heap_stress build/asan/heap_stress build/tsan/heap_stress
+	build/debug/heap_stress 8 2
+	build/asan/heap_stress 8 1
+	build/tsan/heap_stress 8 1 1
 
 # Benchmarks link the release library; per-benchmark libraries in LDLIBS_<name>.
 build/bench/%: bench/%.c bench/*.h build/libtarn.a

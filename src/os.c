@@ -12,12 +12,17 @@
 
 #include "internal.h"
 
-static size_t page_size_cached;
+/* Relaxed atomic: threads may race to fill it, all with the same value. */
+static _Atomic size_t page_size_cached;
 static _Atomic long fail_countdown = -1;
 
 size_t tarn__os_page_size(void) {
-    if (!page_size_cached) page_size_cached = (size_t)sysconf(_SC_PAGESIZE);
-    return page_size_cached;
+    size_t size = atomic_load_explicit(&page_size_cached, memory_order_relaxed);
+    if (!size) {
+        size = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page_size_cached, size, memory_order_relaxed);
+    }
+    return size;
 }
 
 void tarn__os_fail_after(long n) { atomic_store(&fail_countdown, n); }
