@@ -17,6 +17,9 @@ LIBS    := -lpthread
 
 # Debian packages the build, tests and benchmarks need (make deps).
 DEPS    := gcc make pkg-config libcriterion-dev
+# heap: programs run under LD_PRELOAD by the tests, allocators and chart for
+# the benchmarks
+DEPS    += python3 sqlite3 git libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox
 
 # override.c exports malloc & co. and goes only into libtarn-override.so.
 LIB_SRC := $(filter-out src/override.c,$(wildcard src/*.c src/*/*.c))
