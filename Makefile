@@ -78,6 +78,8 @@ build/bench/%: bench/%.c bench/*.h build/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) $< -o $@ build/libtarn.a $(LIBS) $(LDLIBS_$*)
 
+LDLIBS_bench_heap := -lm
+
 bench: deps all $(addprefix build/bench/,$(BENCHES))
 	@for b in $(BENCHES); do build/bench/$$b $(if $(FULL),--full) || exit 1; done
 

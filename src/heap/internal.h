@@ -52,13 +52,21 @@
 #define TARN__DIRECT_MAX 1024
 #define TARN__DIRECT_SLOTS (TARN__DIRECT_MAX / 8 + 1)
 
-/* Purge policy: an unused page keeps its memory for PURGE_DELAY_MS so it can
- * be reused without page faults, unless the heap holds more than DIRTY_MAX
- * such bytes, in which case the oldest go back at once (seed 000: memory is
- * returned without waiting for another allocator call). */
+/* Purge policy: unused memory (free pages, cached segments) stays committed
+ * for PURGE_DELAY_MS so it can be reused without page faults, unless the
+ * heap holds more of it than its budget: an eighth of its live bytes,
+ * clamped to [DIRTY_MIN, DIRTY_MAX]. Past the budget the oldest goes back
+ * at once, so no timer is needed (seed 000) and peak RSS stays within about
+ * 1/8 of what the program really uses. */
 #define TARN__PURGE_DELAY_MS 250
-#define TARN__DIRTY_MAX ((size_t)8 << 20)
-#define TARN__SEG_CACHE_MAX 2
+#define TARN__DIRTY_MIN ((size_t)1 << 20)
+#define TARN__DIRTY_MAX ((size_t)32 << 20)
+#define TARN__DIRTY_SHIFT 3
+#define TARN__SEG_CACHE_MAX 4
+/* Class slow-path calls an empty front page survives unused (mimalloc's
+ * retire cycles): long enough for a malloc/free loop, short enough that a
+ * class the program has moved past does not pin a page. */
+#define TARN__RETIRE_CALLS 16
 
 /* ---- size classes ------------------------------------------------------
  * Class 0 holds 8 bytes; classes 1..8 are multiples of 16 up to 128; above
@@ -103,6 +111,7 @@ typedef struct tarn__page {
     uint8_t cls;
     uint8_t index; /* in its segment */
     uint8_t dirty; /* unused but still committed: on the heap's purge queue */
+    uint8_t retire_ttl; /* empty but kept: slow-path calls left before release */
     uint32_t capacity;
     uint32_t reserved;
     uint32_t touched; /* bytes of the page that may still be committed */
@@ -129,6 +138,7 @@ typedef struct tarn__segment {
     uint16_t page_count;
     uint16_t used_pages;
     size_t size;     /* bytes mapped */
+    size_t cached_dirty; /* while cached: bytes that may still be committed */
     uint64_t cached_ms;
     struct tarn__segment *next, *prev; /* heap's avail list or cache */
     tarn__page_t *unused_pages;        /* LIFO, so the warmest page is reused */
@@ -147,10 +157,14 @@ struct tarn__heap {
     tarn__page_t *direct[TARN__DIRECT_SLOTS]; /* (size+7)/8 -> queue front */
     tarn__page_queue_t queues[TARN__CLASSES];
     tarn__segment_t *avail[2]; /* small and medium segments with unused pages */
+    uint64_t retired[2];       /* classes whose front page is empty but kept */
     tarn__segment_t *cache;    /* free segments kept for reuse, newest first */
     unsigned cache_count;
     tarn__page_t *purge_head, *purge_tail; /* unused dirty pages, oldest first */
-    size_t dirty_bytes;
+    size_t dirty_bytes; /* purge queue's touched bytes + cached segments' */
+    /* Bytes of pages and large blocks in use; atomic because a large block
+     * may be freed by any thread. Only the purge budget reads it. */
+    _Atomic size_t live_bytes;
     struct tarn__heap *next_abandoned; /* under the heaps lock */
     _Alignas(64) _Atomic(tarn__page_t *) remote_pages;
     _Atomic int state;
@@ -196,6 +210,7 @@ void tarn__segment_map_set(tarn__segment_t *seg, bool on);
 tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind);
 void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg);
 size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all);
+size_t tarn__segment_cache_drop_oldest(tarn__heap_t *h);
 
 /* page.c */
 void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls);
@@ -227,6 +242,7 @@ size_t tarn__large_usable(tarn__page_t *pg, const void *p);
 void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg);
 size_t tarn__purge(tarn__heap_t *h, bool all);
+void tarn__purge_enforce(tarn__heap_t *h);
 
 /* ---- fast paths (inlined into tarn_malloc/tarn_free and malloc/free) ---- */
 

@@ -55,6 +55,7 @@ void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
     pg->used = 1;
     uint8_t *p = (uint8_t *)tarn__align_up((uintptr_t)pg->start, align);
     pg->block_size = (size_t)(p - pg->start) + size;
+    atomic_fetch_add_explicit(&h->live_bytes, pg->block_size, memory_order_relaxed);
     if (zero && !seg->fresh) memset(p, 0, size);
     return p;
 }
@@ -68,6 +69,8 @@ void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
         tarn__report("double free of %p (large block) in heap %p", p, (void *)seg->heap);
         return;
     }
+    atomic_fetch_sub_explicit(&seg->heap->live_bytes, pg->block_size, memory_order_relaxed);
+    pg->touched = (uint32_t)tarn__align_up(pg->block_size, tarn__os_page_size());
     pg->flags = TARN__PAGE_UNUSED;
     pg->used = 0;
     pg->block_size = 0;
@@ -105,14 +108,32 @@ static void *huge_resize(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t
     return (uint8_t *)seg + off;
 }
 
+/* A large block outgrowing its segment: the segment leaves its heap and
+ * becomes a huge mapping, so mremap can grow it without a copy. */
+static tarn__segment_t *large_to_huge(tarn__segment_t *seg, tarn__page_t *pg) {
+    atomic_fetch_sub_explicit(&seg->heap->live_bytes, pg->block_size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tarn__counters.huge_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tarn__counters.huge_bytes, TARN__SEG_SIZE, memory_order_relaxed);
+    seg->heap = NULL;
+    seg->kind = TARN__SEG_HUGE;
+    seg->page_shift = 63;
+    seg->size = TARN__SEG_SIZE;
+    pg->block_size = TARN__SEG_SIZE - (size_t)(pg->start - (uint8_t *)seg);
+    return seg;
+}
+
 /* realloc for large and huge blocks when it can be done without a copy;
  * NULL tells the caller to allocate, copy and free. */
 void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size) {
     if (pg->flags & TARN__PAGE_UNUSED) return NULL;
     uint8_t *end = (uint8_t *)p + size;
     if (seg->kind == TARN__SEG_LARGE) {
-        if (size <= TARN__MEDIUM_MAX / 2 || end > (uint8_t *)seg + TARN__SEG_SIZE) return NULL;
+        if (size <= TARN__MEDIUM_MAX / 2) return NULL;
+        if (end > (uint8_t *)seg + TARN__SEG_SIZE) return huge_resize(large_to_huge(seg, pg), pg, p, size);
+        size_t old = pg->block_size;
         pg->block_size = (size_t)(end - pg->start);
+        atomic_fetch_add_explicit(&seg->heap->live_bytes, pg->block_size - old, memory_order_relaxed);
         return p;
     }
     if (size <= TARN__LARGE_MAX / 2) return NULL;

@@ -100,9 +100,34 @@ static bool page_refill(tarn__page_t *pg) {
     return false;
 }
 
+static void page_release(tarn__heap_t *h, tarn__page_t *pg) {
+    queue_remove(h, pg);
+    tarn__segment_page_free(h, pg);
+}
+
+/* Ages the empty pages kept at queue fronts; releases those whose time is
+ * up, or all of them if `all`. Returns how many were released. */
+static size_t retired_collect(tarn__heap_t *h, bool all) {
+    size_t n = 0;
+    for (unsigned w = 0; w < 2; w++)
+        for (uint64_t bits = h->retired[w]; bits; bits &= bits - 1) {
+            unsigned cls = w * 64 + (unsigned)__builtin_ctzll(bits);
+            tarn__page_t *pg = h->queues[cls].first;
+            bool release = pg && pg->used == 0 && (all || --pg->retire_ttl == 0);
+            if (pg && pg->used == 0 && !release) continue;
+            h->retired[w] &= ~((uint64_t)1 << (cls % 64));
+            if (release) {
+                page_release(h, pg);
+                n++;
+            }
+        }
+    return n;
+}
+
 /* The slow path of allocating from class cls: find a page with a free
  * block, retiring exhausted ones to FULL, or start a new page. */
 void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls) {
+    if (h->retired[0] | h->retired[1]) retired_collect(h, false);
     tarn__page_queue_t *q = &h->queues[cls];
     tarn__page_t *pg = q->first;
     while (pg && !page_refill(pg)) {
@@ -136,27 +161,19 @@ void tarn__page_unfull(tarn__heap_t *h, tarn__page_t *pg) {
 }
 
 /* Every block of pg is free. The page goes back to its segment, except the
- * only page of an active heap's class: keeping it spares a malloc/free loop
- * from setting up a page per call. */
+ * only page of an active heap's class, kept for TARN__RETIRE_CALLS slow-path
+ * calls: that spares a malloc/free loop from setting up a page per call. */
 void tarn__page_empty(tarn__heap_t *h, tarn__page_t *pg) {
     tarn_assert(!(pg->flags & TARN__PAGE_FULL), "a full page has no free block");
     tarn__page_queue_t *q = &h->queues[pg->cls];
     bool active = atomic_load_explicit(&h->state, memory_order_relaxed) == TARN__HEAP_ACTIVE;
-    if (active && q->first == pg && !pg->next) return;
-    queue_remove(h, pg);
-    tarn__segment_page_free(h, pg);
+    if (active && q->first == pg && !pg->next) {
+        pg->retire_ttl = TARN__RETIRE_CALLS;
+        h->retired[pg->cls / 64] |= (uint64_t)1 << (pg->cls % 64);
+        return;
+    }
+    page_release(h, pg);
 }
 
-/* Releases the empty pages kept at queue fronts; returns how many. */
-size_t tarn__heap_retire_empty(tarn__heap_t *h) {
-    size_t n = 0;
-    for (unsigned cls = 0; cls < TARN__CLASSES; cls++) {
-        tarn__page_t *pg = h->queues[cls].first;
-        if (pg && pg->used == 0) {
-            queue_remove(h, pg);
-            tarn__segment_page_free(h, pg);
-            n++;
-        }
-    }
-    return n;
-}
+/* Releases every empty page kept at a queue front; returns how many. */
+size_t tarn__heap_retire_empty(tarn__heap_t *h) { return retired_collect(h, true); }

@@ -1,13 +1,15 @@
 /* Purge: giving the memory of unused pages back to the OS.
  *
- * An unused page joins its heap's purge queue (oldest first). Its memory is
- * decommitted (madvise) once it has waited PURGE_DELAY_MS, checked whenever
- * the heap takes a new page, or at once when the heap holds more than
- * DIRTY_MAX bytes of such pages. The threshold is what makes seed 000's
- * program drop to a few MiB right after its last free, with no timer thread
- * and no later allocator call; the delay is what keeps a program that frees
- * and reallocates in waves from paying a page fault per reuse (jemalloc's
- * decay and mimalloc's purge delay make the same trade). */
+ * An unused page joins its heap's purge queue (oldest first); a free segment
+ * may sit in the heap's cache. Both count as the heap's dirty bytes. They
+ * are given back (madvise, munmap) once they have waited PURGE_DELAY_MS,
+ * checked whenever the heap takes a new page, or at once, oldest first,
+ * when the dirty bytes exceed the budget (an eighth of the live bytes). The
+ * budget is what makes seed 000's program drop to a few MiB right after its
+ * last free, with no timer thread and no later allocator call, and keeps
+ * peak RSS close to what is live; the delay keeps a program that frees and
+ * reallocates in waves from paying a page fault per reuse (jemalloc's decay
+ * and mimalloc's purge delay make the same trade). */
 #include "heap/internal.h"
 
 void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg) {
@@ -42,10 +44,26 @@ void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg) {
     else h->purge_head = pg;
     h->purge_tail = pg;
     h->dirty_bytes += pg->touched;
-    bool active = atomic_load_explicit(&h->state, memory_order_relaxed) == TARN__HEAP_ACTIVE;
-    size_t limit = active ? TARN__DIRTY_MAX : 0;
-    if (h->dirty_bytes > limit)
-        while (h->purge_head && h->dirty_bytes > limit / 2) purge_oldest(h);
+    tarn__purge_enforce(h);
+}
+
+/* An abandoned heap keeps nothing: nobody is going to reuse it soon. */
+static size_t dirty_budget(tarn__heap_t *h) {
+    if (atomic_load_explicit(&h->state, memory_order_relaxed) != TARN__HEAP_ACTIVE) return 0;
+    size_t b = atomic_load_explicit(&h->live_bytes, memory_order_relaxed) >> TARN__DIRTY_SHIFT;
+    return b < TARN__DIRTY_MIN ? TARN__DIRTY_MIN : b > TARN__DIRTY_MAX ? TARN__DIRTY_MAX : b;
+}
+
+/* Over budget: give back down to half of it, cached segments first (their
+ * reuse saves least), so purging is amortised over many frees. */
+void tarn__purge_enforce(tarn__heap_t *h) {
+    size_t budget = dirty_budget(h);
+    if (h->dirty_bytes <= budget) return;
+    while (h->dirty_bytes > budget / 2) {
+        if (h->cache) tarn__segment_cache_drop_oldest(h);
+        else if (h->purge_head) purge_oldest(h);
+        else break;
+    }
 }
 
 /* Decommits queued pages and unmaps cached segments that waited the delay

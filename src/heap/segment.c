@@ -68,6 +68,7 @@ tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
     if (reused) {
         h->cache = seg->next;
         h->cache_count--;
+        h->dirty_bytes -= seg->cached_dirty;
     } else {
         seg = tarn__os_reserve(TARN__SEG_SIZE, TARN__SEG_SIZE);
         if (!seg) return NULL;
@@ -77,6 +78,11 @@ tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
     segment_init(seg, h, kind, reused);
     if (!reused) tarn__segment_map_set(seg, true);
     return seg;
+}
+
+static size_t page_area(tarn__page_t *pg) {
+    tarn__segment_t *seg = tarn__segment_of(pg);
+    return (size_t)(((uint8_t *)seg + ((size_t)(pg->index + 1) << seg->page_shift)) - pg->start);
 }
 
 static void avail_push(tarn__heap_t *h, tarn__segment_t *seg) {
@@ -101,8 +107,11 @@ static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
 void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
     tarn_assert(seg->used_pages == 0, "only an empty segment is released");
     if (seg->in_avail) avail_remove(h, seg);
-    for (int i = 0; i < seg->page_count; i++)
+    size_t dirty = 0;
+    for (int i = 0; i < seg->page_count; i++) {
         if (seg->pages[i].dirty) tarn__purge_remove(h, &seg->pages[i]);
+        dirty += seg->pages[i].touched;
+    }
     bool keep = h != &tarn__empty_heap && h->cache_count < TARN__SEG_CACHE_MAX &&
                 atomic_load_explicit(&h->state, memory_order_relaxed) == TARN__HEAP_ACTIVE;
     if (!keep) {
@@ -111,9 +120,29 @@ void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
     }
     seg->heap = h;
     seg->cached_ms = tarn__os_now_ms();
+    seg->cached_dirty = dirty;
     seg->next = h->cache;
     h->cache = seg;
     h->cache_count++;
+    h->dirty_bytes += dirty;
+    tarn__purge_enforce(h);
+}
+
+static void cache_unmap(tarn__heap_t *h, tarn__segment_t **link) {
+    tarn__segment_t *seg = *link;
+    *link = seg->next;
+    h->cache_count--;
+    h->dirty_bytes -= seg->cached_dirty;
+    tarn__segment_unmap(seg);
+}
+
+/* Unmaps the segment cached longest ago; returns the bytes given back. */
+size_t tarn__segment_cache_drop_oldest(tarn__heap_t *h) {
+    tarn__segment_t **link = &h->cache;
+    while ((*link)->next) link = &(*link)->next;
+    size_t dirty = (*link)->cached_dirty;
+    cache_unmap(h, link);
+    return dirty;
 }
 
 /* Unmaps cached segments older than the purge delay (all of them if `all`);
@@ -127,10 +156,8 @@ size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all) {
             link = &seg->next;
             continue;
         }
-        *link = seg->next;
-        h->cache_count--;
-        tarn__segment_unmap(seg);
-        released += TARN__SEG_SIZE;
+        released += seg->cached_dirty;
+        cache_unmap(h, link);
     }
     return released;
 }
@@ -147,6 +174,7 @@ tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
     tarn__page_t *pg = seg->unused_pages;
     seg->unused_pages = pg->next;
     seg->used_pages++;
+    atomic_fetch_add_explicit(&h->live_bytes, page_area(pg), memory_order_relaxed);
     if (!seg->unused_pages) avail_remove(h, seg);
     if (pg->dirty) tarn__purge_remove(h, pg);
     return pg;
@@ -155,6 +183,7 @@ tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
 /* Takes back a page whose blocks are all free. */
 void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg) {
     tarn__segment_t *seg = tarn__segment_of(pg);
+    atomic_fetch_sub_explicit(&h->live_bytes, page_area(pg), memory_order_relaxed);
     size_t used_bytes = tarn__align_up((size_t)pg->capacity * pg->block_size,
                                        tarn__os_page_size());
     if (used_bytes > pg->touched) pg->touched = (uint32_t)used_bytes;
