@@ -210,7 +210,7 @@ void tarn__segment_map_set(tarn__segment_t *seg, bool on);
 tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind);
 void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg);
 size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all);
-size_t tarn__segment_cache_drop_oldest(tarn__heap_t *h);
+size_t tarn__segment_cache_decommit(tarn__heap_t *h);
 
 /* page.c */
 void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls);

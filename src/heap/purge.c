@@ -60,9 +60,9 @@ void tarn__purge_enforce(tarn__heap_t *h) {
     size_t budget = dirty_budget(h);
     if (h->dirty_bytes <= budget) return;
     while (h->dirty_bytes > budget / 2) {
-        if (h->cache) tarn__segment_cache_drop_oldest(h);
-        else if (h->purge_head) purge_oldest(h);
-        else break;
+        if (tarn__segment_cache_decommit(h)) continue;
+        if (!h->purge_head) break;
+        purge_oldest(h);
     }
 }
 

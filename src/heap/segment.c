@@ -27,7 +27,7 @@ void tarn__segment_unmap(tarn__segment_t *seg) {
 }
 
 /* Page i covers [i << shift, (i + 1) << shift) minus the header span. */
-static void segment_init_pages(tarn__segment_t *seg, bool reused) {
+static void segment_init_pages(tarn__segment_t *seg, bool dirty) {
     seg->unused_pages = NULL;
     for (int i = seg->page_count - 1; i >= 0; i--) {
         tarn__page_t *pg = &seg->pages[i];
@@ -38,14 +38,15 @@ static void segment_init_pages(tarn__segment_t *seg, bool reused) {
         pg->flags = TARN__PAGE_UNUSED;
         pg->index = (uint8_t)i;
         pg->start = (uint8_t *)seg + lo;
-        pg->touched = reused && hi > lo ? (uint32_t)(hi - lo) : 0;
+        pg->touched = dirty && hi > lo ? (uint32_t)(hi - lo) : 0;
         if (hi <= lo) continue; /* small page 0 is all header */
         pg->next = seg->unused_pages;
         seg->unused_pages = pg;
     }
 }
 
-static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool reused) {
+/* dirty: the segment may hold committed, non-zero memory from earlier use. */
+static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool dirty) {
     static const uint8_t shift[] = {TARN__SMALL_PAGE_SHIFT, TARN__MEDIUM_PAGE_SHIFT,
                                     TARN__SEG_SHIFT};
     seg->heap = h;
@@ -54,10 +55,10 @@ static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool r
     seg->page_count = (uint16_t)(TARN__SEG_SIZE >> seg->page_shift);
     seg->used_pages = 0;
     seg->in_avail = 0;
-    seg->fresh = !reused;
+    seg->fresh = !dirty;
     seg->size = TARN__SEG_SIZE;
     seg->next = seg->prev = NULL;
-    segment_init_pages(seg, reused);
+    segment_init_pages(seg, dirty);
 }
 
 /* A segment of the given kind (small, medium, large) owned by h: from h's
@@ -75,7 +76,7 @@ tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
         atomic_fetch_add_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&tarn__counters.segment_maps, 1, memory_order_relaxed);
     }
-    segment_init(seg, h, kind, reused);
+    segment_init(seg, h, kind, reused && seg->cached_dirty);
     if (!reused) tarn__segment_map_set(seg, true);
     return seg;
 }
@@ -136,13 +137,22 @@ static void cache_unmap(tarn__heap_t *h, tarn__segment_t **link) {
     tarn__segment_unmap(seg);
 }
 
-/* Unmaps the segment cached longest ago; returns the bytes given back. */
-size_t tarn__segment_cache_drop_oldest(tarn__heap_t *h) {
-    tarn__segment_t **link = &h->cache;
-    while ((*link)->next) link = &(*link)->next;
-    size_t dirty = (*link)->cached_dirty;
-    cache_unmap(h, link);
-    return dirty;
+/* Decommits the oldest cached segment that still holds memory, keeping
+ * its address range for reuse (no mmap, no munmap, faults only where the
+ * next user writes). Returns the bytes given back, 0 if none was dirty. The
+ * first OS page stays: it holds the cache links. */
+size_t tarn__segment_cache_decommit(tarn__heap_t *h) {
+    tarn__segment_t *oldest = NULL;
+    for (tarn__segment_t *seg = h->cache; seg; seg = seg->next)
+        if (seg->cached_dirty) oldest = seg;
+    if (!oldest) return 0;
+    size_t page = tarn__os_page_size();
+    tarn__os_decommit((uint8_t *)oldest + page, TARN__SEG_SIZE - page);
+    size_t bytes = oldest->cached_dirty;
+    h->dirty_bytes -= bytes;
+    oldest->cached_dirty = 0;
+    atomic_fetch_add_explicit(&tarn__counters.purged_bytes, bytes, memory_order_relaxed);
+    return bytes;
 }
 
 /* Unmaps cached segments older than the purge delay (all of them if `all`);
