@@ -355,7 +355,7 @@ static int run_child(const char *name, const char *scale_arg) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--run")) return run_child(argv[2], argv[3]);
     int full = bench_full(argc, argv);
-    int reps = full ? 7 : 3;
+    int reps = full ? 9 : 5;
     scale = full ? 4 : 1;
     find_allocators();
     bench_machine_line();
@@ -381,7 +381,9 @@ int main(int argc, char **argv) {
         fclose(f);
     }
     write_chart_data();
-    if (system("command -v gnuplot >/dev/null && gnuplot bench/heap.gp") != 0)
+    if (system("command -v gnuplot >/dev/null && gnuplot bench/heap.gp") == 0)
+        printf("\ntable: bench/results/heap.md, chart: bench/results/heap.png\n");
+    else
         fprintf(stderr, "bench_heap: no chart (gnuplot missing or failed)\n");
     return 0;
 }
