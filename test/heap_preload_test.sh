@@ -29,6 +29,26 @@ if ! LD_PRELOAD=$lib python3 -c 'import ctypes; ctypes.CDLL(None).malloc_stats()
     echo "   malloc_stats under LD_PRELOAD is not tarn's"; fail=1
 fi
 
+# Linking the library in (no LD_PRELOAD) must replace malloc just the same.
+cat >"$work/linked.c" <<'C'
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+    char *p = malloc(100);
+    strcpy(p, "linked");
+    malloc_stats();
+    free(p);
+    return 0;
+}
+C
+if cc -o "$work/linked" "$work/linked.c" -L"$PWD/build" -ltarn-override -Wl,-rpath,"$PWD/build" &&
+    "$work/linked" 2>&1 | grep -q 'tarn heap:'; then
+    echo "   linked with -ltarn-override: malloc is tarn's"
+else
+    echo "   linked with -ltarn-override: malloc is not tarn's"; fail=1
+fi
+
 cat >"$work/work.py" <<'PY'
 import hashlib, json, re, threading, zlib
 from collections import Counter

@@ -191,6 +191,28 @@ Test(heap_align, every_power_of_two_up_to_one_mib) {
         }
 }
 
+Test(heap_align, alignments_of_a_segment_and_more) {
+    test_capture_errors();
+    size_t aligns[] = {2 * MiB, 4 * MiB, 8 * MiB, 64 * MiB};
+    size_t sizes[] = {1, 100 * KiB, 5 * MiB};
+    for (int a = 0; a < 4; a++)
+        for (int s = 0; s < 3; s++) {
+            char *p = tarn_aligned_alloc(aligns[a], sizes[s]);
+            cr_assert_not_null(p, "aligned_alloc(%zu, %zu)", aligns[a], sizes[s]);
+            cr_assert_eq((uintptr_t)p % aligns[a], 0);
+            cr_assert(tarn_usable_size(p) >= sizes[s]);
+            memset(p, 7, sizes[s]);
+            char *q = tarn_realloc(p, sizes[s] + 10);
+            cr_assert_not_null(q);
+            cr_assert_eq(q[sizes[s] - 1], 7, "realloc keeps the contents");
+            tarn_free(q);
+        }
+    char *p = tarn_memalign(16 * MiB, 64);
+    tarn_free(p);
+    tarn_free(p);
+    expect_report("did not allocate");
+}
+
 Test(heap_align, bad_alignment_is_einval) {
     size_t bad[] = {0, 3, 24, 100, 4097};
     for (int i = 0; i < 5; i++) {

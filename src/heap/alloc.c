@@ -98,13 +98,29 @@ int tarn_posix_memalign(void **out, size_t align, size_t size) {
 size_t tarn_usable_size(const void *p) {
     if (!p) return 0;
     if (!tarn__segment_known((uintptr_t)p)) {
-        tarn__report("usable size of %p, which tarn did not allocate", p);
-        return 0;
+        size_t far = tarn__far_usable(p);
+        if (!far) tarn__report("usable size of %p, which tarn did not allocate", p);
+        return far;
     }
     tarn__segment_t *seg = tarn__segment_of(p);
     tarn__page_t *pg = tarn__page_of(seg, p);
     if (seg->kind >= TARN__SEG_LARGE) return tarn__large_usable(pg, p);
     return pg->block_size;
+}
+
+/* realloc of a pointer outside the segment map: a far-aligned block (moved,
+ * as realloc need not keep alignment) or a foreign pointer. */
+static void *realloc_far(void *p, size_t size) {
+    size_t usable = tarn__far_usable(p);
+    if (!usable) {
+        tarn__report("realloc of %p, which tarn did not allocate (or already freed)", p);
+        return NULL;
+    }
+    void *q = tarn__heap_malloc(size);
+    if (!q) return NULL;
+    memcpy(q, p, size < usable ? size : usable);
+    tarn__far_free(p);
+    return q;
 }
 
 void *tarn_realloc(void *p, size_t size) {
@@ -113,11 +129,8 @@ void *tarn_realloc(void *p, size_t size) {
         tarn__heap_free(p);
         return NULL;
     }
-    if (!tarn__segment_known((uintptr_t)p)) {
-        tarn__report("realloc of %p, which tarn did not allocate (or already freed)", p);
-        return NULL;
-    }
     if (size > TARN__REQUEST_MAX) return fail_nomem();
+    if (!tarn__segment_known((uintptr_t)p)) return realloc_far(p, size);
     tarn__segment_t *seg = tarn__segment_of(p);
     tarn__page_t *pg = tarn__page_of(seg, p);
     size_t usable;

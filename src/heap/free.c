@@ -11,9 +11,10 @@
  * page with pending remote frees can never be retired under the pusher. */
 #include "heap/internal.h"
 
-/* A pointer whose 4 MiB frame holds no segment header: NULL, or not ours. */
+/* A pointer whose 4 MiB frame holds no segment header: NULL, a far-aligned
+ * block, or not ours. */
 void tarn__free_unknown(void *p) {
-    if (p) tarn__report("free of %p, which tarn did not allocate (or already freed)", p);
+    if (p && !tarn__far_free(p)) tarn__report("free of %p, which tarn did not allocate (or already freed)", p);
 }
 
 static void report_double(void *p, size_t size, tarn__heap_t *h) {

@@ -94,12 +94,21 @@ static void heap_thread_exit(void *arg) {
 
 static void make_key(void) { key_ok = pthread_key_create(&heap_key, heap_thread_exit) == 0; }
 
-static void fork_prepare(void) { pthread_mutex_lock(&heaps_lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&heaps_lock); }
+static void fork_prepare(void) {
+    pthread_mutex_lock(&heaps_lock);
+    tarn__far_fork_lock(true);
+}
+static void fork_parent(void) {
+    tarn__far_fork_lock(false);
+    pthread_mutex_unlock(&heaps_lock);
+}
 /* The child keeps only the forking thread: other threads' heaps stay as
  * they were (never touched again), so whatever they were doing mid-fork
  * cannot leave the child's own heap inconsistent. */
-static void fork_child(void) { pthread_mutex_init(&heaps_lock, NULL); }
+static void fork_child(void) {
+    tarn__far_fork_lock(false);
+    pthread_mutex_init(&heaps_lock, NULL);
+}
 
 /* The calling thread's own heap, made on its first allocation; NULL when
  * the OS has no memory for it. */

@@ -237,6 +237,11 @@ void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero);
 void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p);
 void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size);
 size_t tarn__large_usable(tarn__page_t *pg, const void *p);
+/* Blocks aligned to 4 MiB or more, outside the segment map: free returns
+ * false and usable 0 for a pointer that is not one of them. */
+bool tarn__far_free(void *p);
+size_t tarn__far_usable(const void *p);
+void tarn__far_fork_lock(bool lock);
 
 /* purge.c */
 void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg);

@@ -7,15 +7,74 @@
  * mremap, in place when it can, else by moving the pages (never copying).
  * Either kind may be freed by any thread: nothing but the block refers to
  * its segment, so the freeing thread takes it over (large) or unmaps it. */
+#include <pthread.h>
+
 #include "heap/internal.h"
+
+/* ---- far-aligned blocks -------------------------------------------------
+ * A block aligned to 4 MiB or more starts on a frame boundary, where no
+ * header can sit before it, so masking cannot find it. Such blocks are rare
+ * (memalign with a huge alignment): they get their own mapping and an entry
+ * in this table, consulted only when the segment map does not know a
+ * pointer. */
+enum { FAR_MAX = 256 };
+static pthread_mutex_t far_lock = PTHREAD_MUTEX_INITIALIZER;
+typedef struct {
+    uint8_t *block, *base;
+    size_t size; /* of the mapping at base */
+} far_block_t;
+static far_block_t far[FAR_MAX];
+static int far_count;
+
+void tarn__far_fork_lock(bool lock) {
+    if (lock) pthread_mutex_lock(&far_lock);
+    else pthread_mutex_unlock(&far_lock);
+}
+
+static void *far_alloc(size_t size, size_t align) {
+    size_t total = tarn__align_up(align + size, tarn__os_page_size());
+    uint8_t *base = tarn__os_map_aligned(total, align);
+    if (!base) return NULL;
+    pthread_mutex_lock(&far_lock);
+    bool room = far_count < FAR_MAX;
+    if (room) far[far_count++] = (far_block_t){base + align, base, total};
+    pthread_mutex_unlock(&far_lock);
+    if (room) return base + align;
+    tarn__os_unmap(base, total);
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* Under far_lock: the index of block p, or -1. */
+static int far_find_locked(const void *p) {
+    for (int i = 0; i < far_count; i++)
+        if (far[i].block == p) return i;
+    return -1;
+}
+
+bool tarn__far_free(void *p) {
+    pthread_mutex_lock(&far_lock);
+    int i = far_find_locked(p);
+    uint8_t *base = i < 0 ? NULL : far[i].base;
+    size_t size = i < 0 ? 0 : far[i].size;
+    if (i >= 0) far[i] = far[--far_count];
+    pthread_mutex_unlock(&far_lock);
+    if (base) tarn__os_unmap(base, size);
+    return base != NULL;
+}
+
+size_t tarn__far_usable(const void *p) {
+    pthread_mutex_lock(&far_lock);
+    int i = far_find_locked(p);
+    size_t usable = i < 0 ? 0 : (size_t)(far[i].base + far[i].size - far[i].block);
+    pthread_mutex_unlock(&far_lock);
+    return usable;
+}
 
 /* A huge mapping: block at `off` (>= the header span and aligned as asked). */
 static void *huge_alloc(size_t size, size_t align) {
     size_t off = align > TARN__HEADER_SPAN ? align : TARN__HEADER_SPAN;
-    if (off >= TARN__SEG_SIZE) {
-        errno = ENOMEM; /* the block would start in a frame without a header */
-        return NULL;
-    }
+    if (off >= TARN__SEG_SIZE) return far_alloc(size, align);
     size_t total = tarn__align_up(off + size, tarn__os_page_size());
     tarn__segment_t *seg = tarn__os_map_aligned(total, TARN__SEG_SIZE);
     if (!seg) return NULL;
