@@ -69,6 +69,7 @@ void tarn__purge_enforce(tarn__heap_t *h) {
 /* Decommits queued pages and unmaps cached segments that waited the delay
  * (all of them if `all`); returns the bytes given back. */
 size_t tarn__purge(tarn__heap_t *h, bool all) {
+    if (!h->purge_head && !h->cache) return 0; /* the usual case: skip the clock */
     uint64_t now = tarn__os_now_ms();
     size_t released = 0;
     while (h->purge_head && (all || now - h->purge_head->freed_ms >= TARN__PURGE_DELAY_MS))
