@@ -1,5 +1,6 @@
 # tarn — GNU Make build. Outputs under build/:
 #   libtarn.a, libtarn.so           tarn_ API (release: -O2)
+#   libtarn-override.so             the same plus malloc & co (LD_PRELOAD)
 #   debug/, asan/                   the same library with assertions (and
 #                                   sanitizers), used by the tests
 # Targets: all (default), test, bench, deps, install, clean.
@@ -17,6 +18,9 @@ LIBS    := -lpthread
 # Debian packages the build, tests and benchmarks need (make deps).
 DEPS    := gcc make pkg-config libcriterion-dev
 DEPS    += libapr1-dev libtalloc-dev
+# heap: programs run under LD_PRELOAD by the tests, allocators and chart for
+# the benchmarks
+DEPS    += python3 sqlite3 git libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox
 
 # override.c exports malloc & co. and goes only into libtarn-override.so.
 LIB_SRC := $(filter-out src/override.c,$(wildcard src/*.c src/*/*.c))
@@ -24,8 +28,8 @@ HDRS    := $(wildcard include/*.h include/tarn/*.h src/*.h src/*/*.h)
 TESTS   := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 
-.PHONY: all test bench deps install clean
-all: build/libtarn.a build/libtarn.so
+.PHONY: all test test-stress bench deps install clean
+all: build/libtarn.a build/libtarn.so build/libtarn-override.so
 
 # $(call lib_rules,variant-dir,cflags)
 define lib_rules
@@ -39,9 +43,15 @@ endef
 $(eval $(call lib_rules,build,$(REL_CFLAGS)))
 $(eval $(call lib_rules,build/debug,$(DEBUG_CFLAGS)))
 $(eval $(call lib_rules,build/asan,$(ASAN_CFLAGS)))
+TSAN_CFLAGS  := $(BASE) -O1 -DTARN_DEBUG=1 -fsanitize=thread
+$(eval $(call lib_rules,build/tsan,$(TSAN_CFLAGS)))
 
 build/libtarn.so: $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC))
 	$(CC) -shared -o $@ $^ $(LIBS)
+
+# Calls inside the library bind to its own definitions: no PLT hop per call.
+build/libtarn-override.so: $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC)) build/obj/override.o
+	$(CC) -shared -Wl,-Bsymbolic-functions -o $@ $^ $(LIBS)
 
 # Tests: one Criterion binary per module, built against the debug and the
 # sanitizer library; per-test extra libraries go in LDLIBS_<name>.
@@ -52,8 +62,17 @@ build/asan/test/%: test/%.c test/*.h build/asan/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) $< -o $@ build/asan/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
 
-test: deps all $(addprefix build/debug/test/,$(TESTS)) $(addprefix build/asan/test/,$(TESTS))
+test: deps all $(addprefix build/debug/test/,$(TESTS)) $(addprefix build/asan/test/,$(TESTS)) test-stress
 	@test/run.sh build/debug/test build/asan/test
+
+# The threaded heap stress test (test/heap_stress.c: 8 threads, producer/
+# consumer, exiting threads, fork), plain, under ASan and under TSan.
+$(foreach v,debug asan tsan,$(eval build/$(v)/heap_stress: test/heap_stress.c build/$(v)/libtarn.a ; \
+	$$(CC) $$($(shell echo $(v) | tr a-z A-Z)_CFLAGS) $$< -o $$@ build/$(v)/libtarn.a $$(LIBS)))
+test-stress: build/debug/heap_stress build/asan/heap_stress build/tsan/heap_stress
+	build/debug/heap_stress 8 2
+	build/asan/heap_stress 8 1
+	build/tsan/heap_stress 8 1 1
 
 # Benchmarks link the release library; per-benchmark libraries in LDLIBS_<name>.
 build/bench/%: bench/%.c bench/*.h build/libtarn.a
@@ -62,6 +81,7 @@ build/bench/%: bench/%.c bench/*.h build/libtarn.a
 
 # bench_arena compares with APR pools (headers in their own directory) and talloc.
 LDLIBS_bench_arena := -I/usr/include/apr-1.0 -lapr-1 -ltalloc
+LDLIBS_bench_heap := -lm
 
 bench: deps all $(addprefix build/bench/,$(BENCHES))
 	@for b in $(BENCHES); do build/bench/$$b $(if $(FULL),--full) || exit 1; done

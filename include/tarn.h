@@ -5,6 +5,7 @@
  *   tarn/fixed.h   pool of equal-size objects, O(1) alloc and free
  *   tarn/arena.h   region pool: bump allocation, cleanups, reset, child arenas, rewind
  *   tarn/region.h  allocators over a caller's buffer: first/next/best fit, buddy, TLSF
+ *   tarn/heap.h    tarn_malloc & co: the general thread-caching heap
  *
  * Conventions: functions returning a pointer return NULL and set errno
  * (ENOMEM, EINVAL) on failure; functions returning int return 0 or -1 with
@@ -18,6 +19,7 @@
 #include "tarn/fixed.h"
 #include "tarn/arena.h"
 #include "tarn/region.h"
+#include "tarn/heap.h"
 
 
 #endif

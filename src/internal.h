@@ -65,6 +65,13 @@ void tarn__os_unmap(void *p, size_t size);
 void tarn__os_decommit(void *p, size_t size);
 /* Grows or moves a mapping (mremap); NULL with errno when it cannot. */
 void *tarn__os_remap(void *p, size_t old_size, size_t new_size);
+/* Like tarn__os_remap, but the result stays a multiple of align (a power of
+ * two >= page size): grows in place when the next addresses are free, else
+ * moves the pages (no copy) to a fresh aligned range. */
+void *tarn__os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
+/* Milliseconds from a coarse monotonic clock (a few ms resolution, no
+ * syscall): cheap enough for allocator slow paths. */
+uint64_t tarn__os_now_ms(void);
 /* Writes a whole message to stderr, retrying short writes. */
 void tarn__os_write_stderr(const char *s, size_t n);
 /* A 64-bit value that differs between processes and calls. */

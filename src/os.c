@@ -12,12 +12,17 @@
 
 #include "internal.h"
 
-static size_t page_size_cached;
+/* Relaxed atomic: threads may race to fill it, all with the same value. */
+static _Atomic size_t page_size_cached;
 static _Atomic long fail_countdown = -1;
 
 size_t tarn__os_page_size(void) {
-    if (!page_size_cached) page_size_cached = (size_t)sysconf(_SC_PAGESIZE);
-    return page_size_cached;
+    size_t size = atomic_load_explicit(&page_size_cached, memory_order_relaxed);
+    if (!size) {
+        size = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page_size_cached, size, memory_order_relaxed);
+    }
+    return size;
 }
 
 void tarn__os_fail_after(long n) { atomic_store(&fail_countdown, n); }
@@ -94,6 +99,29 @@ void *tarn__os_remap(void *p, size_t old_size, size_t new_size) {
         return NULL;
     }
     return q;
+}
+
+void *tarn__os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
+    if (injected_failure()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (mremap(p, old_size, new_size, 0) != MAP_FAILED) return p;
+    void *dest = map_aligned_flags(new_size, align, MAP_NORESERVE);
+    if (!dest) return NULL;
+    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+    if (q == MAP_FAILED) {
+        munmap(dest, tarn__align_up(new_size, tarn__os_page_size()));
+        errno = ENOMEM;
+        return NULL;
+    }
+    return q;
+}
+
+uint64_t tarn__os_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void tarn__os_write_stderr(const char *s, size_t n) {

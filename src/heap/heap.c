@@ -1,0 +1,153 @@
+/* Thread heaps: creation on a thread's first allocation, hand-over when the
+ * thread exits, and fork.
+ *
+ * A thread starts on the shared, read-only empty heap, whose direct table
+ * points at an empty page, so its first malloc falls into the slow path,
+ * which gives it a heap of its own. Nothing here allocates through malloc
+ * or needs dlsym: the TLS slot is initial-exec (no __tls_get_addr, which
+ * could allocate), heaps are carved from OS pages, and the thread-exit hook
+ * is a pthread key, whose setspecific uses static storage for early keys.
+ * So the heap works before main, inside constructors and under LD_PRELOAD.
+ *
+ * When a thread exits its heap is ABANDONED, not destroyed: blocks other
+ * threads still hold stay valid and their frees land on the heap's remote
+ * list, which the freeing thread then collects (see free.c); the next new
+ * thread adopts the heap with everything in it. */
+#include <pthread.h>
+
+#include "heap/internal.h"
+
+__thread tarn__heap_t *tarn__tls_heap __attribute__((tls_model("initial-exec"))) =
+    &tarn__empty_heap;
+
+tarn__heap_t tarn__empty_heap = {
+    .direct = {[0 ... TARN__DIRECT_SLOTS - 1] = &tarn__empty_page},
+    .state = TARN__HEAP_BUSY,
+};
+
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static tarn__heap_t *abandoned_heaps; /* under heaps_lock */
+static uint8_t *heap_chunk;           /* carving area for new heaps */
+static size_t heap_chunk_left;
+
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t heap_key;
+static bool key_ok;
+static atomic_bool atfork_done;
+
+static void heap_init(tarn__heap_t *h) {
+    memset(h, 0, sizeof *h);
+    for (size_t i = 0; i < TARN__DIRECT_SLOTS; i++) h->direct[i] = &tarn__empty_page;
+    atomic_init(&h->state, TARN__HEAP_ACTIVE);
+    atomic_init(&h->remote_pages, NULL);
+}
+
+/* Under heaps_lock: an abandoned heap now owned by the caller, or NULL. */
+static tarn__heap_t *heap_adopt_locked(void) {
+    for (tarn__heap_t **link = &abandoned_heaps; *link; link = &(*link)->next_abandoned) {
+        tarn__heap_t *h = *link;
+        int expect = TARN__HEAP_ABANDONED;
+        if (atomic_compare_exchange_strong_explicit(&h->state, &expect, TARN__HEAP_ACTIVE,
+                                                    memory_order_acquire, memory_order_relaxed)) {
+            *link = h->next_abandoned;
+            atomic_fetch_add_explicit(&tarn__counters.abandoned_adopted, 1, memory_order_relaxed);
+            return h;
+        }
+    }
+    return NULL;
+}
+
+/* Under heaps_lock: a new heap carved from OS pages, or NULL. */
+static tarn__heap_t *heap_new_locked(void) {
+    size_t size = tarn__align_up(sizeof(tarn__heap_t), 64);
+    if (heap_chunk_left < size) {
+        size_t chunk = (size_t)256 << 10;
+        heap_chunk = tarn__os_map(chunk);
+        if (!heap_chunk) return NULL;
+        heap_chunk_left = chunk;
+    }
+    tarn__heap_t *h = (tarn__heap_t *)heap_chunk;
+    heap_chunk += size;
+    heap_chunk_left -= size;
+    heap_init(h);
+    atomic_fetch_add_explicit(&tarn__counters.heaps, 1, memory_order_relaxed);
+    return h;
+}
+
+/* Runs at thread exit: empties what can be emptied, gives free memory
+ * back, and leaves the heap for adoption. */
+static void heap_thread_exit(void *arg) {
+    tarn__heap_t *h = arg;
+    tarn__tls_heap = &tarn__empty_heap;
+    tarn__heap_collect_remote(h);
+    atomic_store_explicit(&h->state, TARN__HEAP_BUSY, memory_order_relaxed);
+    tarn__heap_retire_empty(h);
+    tarn__purge(h, true);
+    pthread_mutex_lock(&heaps_lock);
+    h->next_abandoned = abandoned_heaps;
+    abandoned_heaps = h;
+    atomic_store_explicit(&h->state, TARN__HEAP_ABANDONED, memory_order_release);
+    pthread_mutex_unlock(&heaps_lock);
+    if (atomic_load_explicit(&h->remote_pages, memory_order_acquire))
+        tarn__heap_collect_abandoned(h);
+}
+
+static void make_key(void) { key_ok = pthread_key_create(&heap_key, heap_thread_exit) == 0; }
+
+static void fork_prepare(void) {
+    pthread_mutex_lock(&heaps_lock);
+    tarn__far_fork_lock(true);
+}
+static void fork_parent(void) {
+    tarn__far_fork_lock(false);
+    pthread_mutex_unlock(&heaps_lock);
+}
+/* The child keeps only the forking thread: other threads' heaps stay as
+ * they were (never touched again), so whatever they were doing mid-fork
+ * cannot leave the child's own heap inconsistent. */
+static void fork_child(void) {
+    tarn__far_fork_lock(false);
+    pthread_mutex_init(&heaps_lock, NULL);
+}
+
+/* The calling thread's own heap, made on its first allocation; NULL when
+ * the OS has no memory for it. */
+tarn__heap_t *tarn__heap_init_thread(void) {
+    pthread_once(&key_once, make_key);
+    pthread_mutex_lock(&heaps_lock);
+    tarn__heap_t *h = heap_adopt_locked();
+    if (!h) h = heap_new_locked();
+    pthread_mutex_unlock(&heaps_lock);
+    if (!h) return NULL;
+    tarn__tls_heap = h;
+    /* Both may allocate; the heap is already in place to serve them. */
+    if (key_ok) pthread_setspecific(heap_key, h);
+    if (!atomic_exchange(&atfork_done, true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
+    return h;
+}
+
+/* Called by a thread that pushed frees onto an abandoned heap: whoever wins
+ * ABANDONED -> BUSY collects them and purges, then re-checks for frees that
+ * arrived meanwhile. Returns the bytes given back to the OS. */
+size_t tarn__heap_collect_abandoned(tarn__heap_t *h) {
+    size_t released = 0;
+    for (;;) {
+        int expect = TARN__HEAP_ABANDONED;
+        if (!atomic_compare_exchange_strong_explicit(&h->state, &expect, TARN__HEAP_BUSY,
+                                                     memory_order_acquire, memory_order_relaxed))
+            return released;
+        tarn__heap_collect_remote(h);
+        released += tarn__purge(h, true);
+        atomic_store_explicit(&h->state, TARN__HEAP_ABANDONED, memory_order_release);
+        if (!atomic_load_explicit(&h->remote_pages, memory_order_acquire)) return released;
+    }
+}
+
+size_t tarn__heap_collect_all_abandoned(void) {
+    size_t released = 0;
+    pthread_mutex_lock(&heaps_lock);
+    for (tarn__heap_t *h = abandoned_heaps; h; h = h->next_abandoned)
+        released += tarn__heap_collect_abandoned(h);
+    pthread_mutex_unlock(&heaps_lock);
+    return released;
+}

@@ -1,0 +1,290 @@
+/* The general heap: types, constants and the inline fast paths.
+ *
+ * Map of the types (mimalloc's layout: pages inside aligned segments):
+ *
+ *   tarn__segment_t  4 MiB, aligned to 4 MiB, owned by one heap. Its first
+ *                    64 KiB hold this header; the rest is cut into pages of
+ *                    one kind: 63 small pages of 64 KiB, 8 medium pages of
+ *                    512 KiB (page 0 shortened by the header), or one large
+ *                    block. A huge block gets a mapping of its own with the
+ *                    same header, so free(p) always finds the header at
+ *                    p & ~(4 MiB - 1).
+ *   tarn__page_t     a fixed-size pool for one size class (seed 002): blocks
+ *                    are carved lazily from [start, start + reserved * bs).
+ *   tarn__heap_t     one per thread: a queue of pages per size class, a
+ *                    direct table from small sizes to the page to allocate
+ *                    from, the list of pages other threads freed into, the
+ *                    purge queue and a small cache of free segments.
+ *
+ * Counting identity of a page in use (owner's view):
+ *   used + |free| + |local_free| == capacity <= reserved
+ * Blocks freed by other threads sit on thread_free and still count in used
+ * until the owner collects them; so used == 0 means nobody holds a block.
+ *
+ * Ownership: only the owning thread touches a page's plain fields, except
+ * block_size and start (fixed while the page is in use, read by remote
+ * freers). Other threads only push onto thread_free and heap->remote_pages.
+ * A heap whose thread exited is ABANDONED: a thread that wins the CAS to
+ * BUSY (a remote freer) or ACTIVE (a new thread adopting it) owns it. */
+#ifndef TARN_HEAP_INTERNAL_H
+#define TARN_HEAP_INTERNAL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../internal.h" /* src/internal.h: this file shares its name */
+#include "tarn/heap.h"
+
+#define TARN__SEG_SHIFT 22
+#define TARN__SEG_SIZE ((size_t)1 << TARN__SEG_SHIFT)
+#define TARN__SEG_MASK (TARN__SEG_SIZE - 1)
+/* Blocks start at or after this offset; every page start is a multiple of
+ * it, which is what gives aligned allocations up to 64 KiB for free. */
+#define TARN__HEADER_SPAN ((size_t)64 << 10)
+#define TARN__SMALL_PAGE_SHIFT 16
+#define TARN__MEDIUM_PAGE_SHIFT 19
+#define TARN__MAX_PAGES (TARN__SEG_SIZE >> TARN__SMALL_PAGE_SHIFT)
+
+#define TARN__SMALL_MAX ((size_t)8 << 10)    /* >= 8 blocks per small page */
+#define TARN__MEDIUM_MAX ((size_t)128 << 10) /* >= 3 blocks per medium page */
+#define TARN__LARGE_MAX (TARN__SEG_SIZE - TARN__HEADER_SPAN)
+#define TARN__DIRECT_MAX 1024
+#define TARN__DIRECT_SLOTS (TARN__DIRECT_MAX / 8 + 1)
+
+/* Purge policy: unused memory (free pages, cached segments) stays committed
+ * for PURGE_DELAY_MS so it can be reused without page faults, unless the
+ * heap holds more of it than its budget: an eighth of its live bytes,
+ * clamped to [DIRTY_MIN, DIRTY_MAX]. Past the budget the oldest goes back
+ * at once, so no timer is needed (seed 000) and peak RSS stays within about
+ * 1/8 of what the program really uses. */
+#define TARN__PURGE_DELAY_MS 250
+#define TARN__DIRTY_MIN ((size_t)1 << 20)
+#define TARN__DIRTY_MAX ((size_t)32 << 20)
+#define TARN__DIRTY_SHIFT 3
+#define TARN__SEG_CACHE_MAX 4
+/* Class slow-path calls an empty front page survives unused (mimalloc's
+ * retire cycles): long enough for a malloc/free loop, short enough that a
+ * class the program has moved past does not pin a page. */
+#define TARN__RETIRE_CALLS 16
+
+/* ---- size classes ------------------------------------------------------
+ * Class 0 holds 8 bytes; classes 1..8 are multiples of 16 up to 128; above
+ * that each doubling has 8 classes (m << s, 9 <= m <= 16), so the rounding
+ * waste is below 12.5% past 128 bytes and below 16 bytes under it. */
+static inline unsigned tarn__size_class(size_t size) {
+    if (size <= 8) return 0;
+    if (size <= 128) return (unsigned)((size + 15) >> 4);
+    size_t s = size - 1;
+    unsigned w = 63u - (unsigned)__builtin_clzll(s);
+    return (w - 7) * 8 + (unsigned)(s >> (w - 3)) + 1;
+}
+
+static inline size_t tarn__class_size(unsigned cls) {
+    if (cls == 0) return 8;
+    if (cls <= 8) return (size_t)cls << 4;
+    unsigned k = cls - 9;
+    return (size_t)(9 + k % 8) << (7 + k / 8 - 3);
+}
+
+/* tarn__size_class(MEDIUM_MAX) + 1 and tarn__size_class(SMALL_MAX) + 1;
+ * test_heap.c checks both against the functions. */
+#define TARN__CLASSES 89
+#define TARN__SMALL_CLASSES 57
+
+/* ---- blocks, pages, segments, heaps ------------------------------------ */
+typedef struct tarn__block {
+    struct tarn__block *next;
+} tarn__block_t;
+
+enum {
+    TARN__PAGE_FULL = 1,   /* no free block: out of its class queue */
+    TARN__PAGE_UNUSED = 2, /* holds no live block */
+    TARN__PAGE_SINGLE = 4, /* one large or huge block */
+};
+
+typedef struct tarn__page {
+    tarn__block_t *free;       /* next blocks to hand out */
+    tarn__block_t *local_free; /* blocks the owner freed since the last swap */
+    uint32_t used;
+    uint8_t flags; /* any bit set sends a same-thread free to the slow path */
+    uint8_t cls;
+    uint8_t index; /* in its segment */
+    uint8_t dirty; /* unused but still committed: on the heap's purge queue */
+    uint8_t retire_ttl; /* empty but kept: slow-path calls left before release */
+    uint32_t capacity;
+    uint32_t reserved;
+    uint32_t touched; /* bytes of the page that may still be committed */
+    uint8_t *start;
+    size_t block_size; /* 0 while unused */
+    struct tarn__page *next, *prev; /* class queue, or segment's unused list */
+    struct tarn__page *purge_next, *purge_prev;
+    uint64_t freed_ms;
+    /* Written by other threads: kept off the owner's cache line. */
+    _Alignas(64) _Atomic(tarn__block_t *) thread_free;
+    struct tarn__page *remote_next; /* in heap->remote_pages */
+} tarn__page_t;
+
+enum { TARN__SEG_SMALL, TARN__SEG_MEDIUM, TARN__SEG_LARGE, TARN__SEG_HUGE };
+
+typedef struct tarn__heap tarn__heap_t;
+
+typedef struct tarn__segment {
+    tarn__heap_t *heap; /* owner; NULL for huge blocks, which any thread frees */
+    uint8_t kind;
+    uint8_t page_shift; /* page index = offset >> page_shift */
+    uint8_t in_avail;   /* on the heap's list of segments with unused pages */
+    uint8_t fresh;      /* straight from the OS: every byte still reads zero */
+    uint16_t page_count;
+    uint16_t used_pages;
+    size_t size;     /* bytes mapped */
+    size_t cached_dirty; /* while cached: bytes that may still be committed */
+    uint64_t cached_ms;
+    struct tarn__segment *next, *prev; /* heap's avail list or cache */
+    tarn__page_t *unused_pages;        /* LIFO, so the warmest page is reused */
+    tarn__page_t pages[TARN__MAX_PAGES];
+} tarn__segment_t;
+
+_Static_assert(sizeof(tarn__segment_t) <= TARN__HEADER_SPAN, "header fits its span");
+
+typedef struct tarn__page_queue {
+    tarn__page_t *first, *last;
+} tarn__page_queue_t;
+
+enum { TARN__HEAP_ACTIVE, TARN__HEAP_ABANDONED, TARN__HEAP_BUSY };
+
+struct tarn__heap {
+    tarn__page_t *direct[TARN__DIRECT_SLOTS]; /* (size+7)/8 -> queue front */
+    tarn__page_queue_t queues[TARN__CLASSES];
+    tarn__segment_t *avail[2]; /* small and medium segments with unused pages */
+    uint64_t retired[2];       /* classes whose front page is empty but kept */
+    tarn__segment_t *cache;    /* free segments kept for reuse, newest first */
+    unsigned cache_count;
+    tarn__page_t *purge_head, *purge_tail; /* unused dirty pages, oldest first */
+    size_t dirty_bytes; /* purge queue's touched bytes + cached segments' */
+    /* Bytes of pages and large blocks in use; atomic because a large block
+     * may be freed by any thread. Only the purge budget reads it. */
+    _Atomic size_t live_bytes;
+    struct tarn__heap *next_abandoned; /* under the heaps lock */
+    _Alignas(64) _Atomic(tarn__page_t *) remote_pages;
+    _Atomic int state;
+};
+
+/* Global counters, updated on slow paths only. */
+typedef struct tarn__heap_counters {
+    _Atomic size_t segments, segment_maps, segment_unmaps;
+    _Atomic size_t huge_blocks, huge_bytes;
+    _Atomic size_t purged_bytes, heaps, abandoned_adopted;
+} tarn__heap_counters_t;
+extern tarn__heap_counters_t tarn__counters;
+
+extern tarn__page_t tarn__empty_page;
+extern tarn__heap_t tarn__empty_heap;
+extern __thread tarn__heap_t *tarn__tls_heap __attribute__((tls_model("initial-exec")));
+
+/* ---- segment map: one bit per 4 MiB of a 48-bit address space ---------- */
+#define TARN__ADDRESS_BITS 48
+extern _Atomic uint64_t tarn__segment_map[];
+
+/* True when a segment header starts at a & ~SEG_MASK (checked on every free). */
+static inline bool tarn__segment_known(uintptr_t a) {
+    if (a >> TARN__ADDRESS_BITS) return false;
+    size_t i = a >> TARN__SEG_SHIFT;
+    uint64_t w = atomic_load_explicit(&tarn__segment_map[i >> 6], memory_order_relaxed);
+    return (w >> (i & 63)) & 1;
+}
+
+static inline tarn__segment_t *tarn__segment_of(const void *p) {
+    return (tarn__segment_t *)((uintptr_t)p & ~(uintptr_t)TARN__SEG_MASK);
+}
+
+static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
+    return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
+}
+
+/* segment.c */
+tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind);
+void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg);
+void tarn__segment_unmap(tarn__segment_t *seg);
+void tarn__segment_map_set(tarn__segment_t *seg, bool on);
+tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind);
+void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg);
+size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all);
+size_t tarn__segment_cache_decommit(tarn__heap_t *h);
+
+/* page.c */
+void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls);
+void tarn__page_empty(tarn__heap_t *h, tarn__page_t *pg);
+void tarn__page_unfull(tarn__heap_t *h, tarn__page_t *pg);
+size_t tarn__heap_retire_empty(tarn__heap_t *h);
+
+/* heap.c */
+tarn__heap_t *tarn__heap_init_thread(void);
+size_t tarn__heap_collect_abandoned(tarn__heap_t *h);
+size_t tarn__heap_collect_all_abandoned(void);
+
+/* free.c */
+void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
+void tarn__free_unknown(void *p);
+void tarn__heap_collect_remote(tarn__heap_t *h);
+
+/* alloc.c */
+void *tarn__malloc_generic(tarn__heap_t *h, size_t size);
+void *tarn__alloc_class(tarn__heap_t *h, unsigned cls);
+
+/* large.c: blocks above MEDIUM_MAX; `align` is a power of two. */
+void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero);
+void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p);
+void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size);
+size_t tarn__large_usable(tarn__page_t *pg, const void *p);
+/* Blocks aligned to 4 MiB or more, outside the segment map: free returns
+ * false and usable 0 for a pointer that is not one of them. */
+bool tarn__far_free(void *p);
+size_t tarn__far_usable(const void *p);
+void tarn__far_fork_lock(bool lock);
+
+/* purge.c */
+void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg);
+void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg);
+size_t tarn__purge(tarn__heap_t *h, bool all);
+void tarn__purge_enforce(tarn__heap_t *h);
+
+/* ---- fast paths (inlined into tarn_malloc/tarn_free and malloc/free) ---- */
+
+/* One load of the direct table, one of the page: no lock, no atomic. */
+static inline void *tarn__heap_malloc(size_t size) {
+    tarn__heap_t *h = tarn__tls_heap;
+    if (tarn__likely(size <= TARN__DIRECT_MAX)) {
+        tarn__page_t *pg = h->direct[(size + 7) >> 3];
+        tarn__block_t *b = pg->free;
+        if (tarn__likely(b != NULL)) {
+            pg->free = b->next;
+            pg->used++;
+            return b;
+        }
+    }
+    return tarn__malloc_generic(h, size);
+}
+
+/* Same-thread free pushes onto the page's local list; anything unusual
+ * (other thread, full or unused page, large block, repeated free) goes to
+ * tarn__free_generic. */
+static inline void tarn__heap_free(void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if (tarn__unlikely(!tarn__segment_known(a))) {
+        tarn__free_unknown(p);
+        return;
+    }
+    tarn__segment_t *seg = tarn__segment_of(p);
+    tarn__page_t *pg = tarn__page_of(seg, p);
+    tarn__block_t *b = p;
+    if (tarn__likely(seg->heap == tarn__tls_heap && !pg->flags && b != pg->local_free)) {
+        b->next = pg->local_free;
+        pg->local_free = b;
+        if (tarn__unlikely(--pg->used == 0)) tarn__page_empty(seg->heap, pg);
+        return;
+    }
+    tarn__free_generic(seg, pg, b);
+}
+
+#endif

@@ -1,0 +1,179 @@
+/* Pages: fixed-size pools, one size class each, queued per class in a heap.
+ *
+ * The front page of a class queue is the one the fast path allocates from;
+ * heap->direct maps every small size to that page so tarn_malloc needs no
+ * class computation. A page whose blocks are all handed out leaves the queue
+ * (flag FULL) until a block comes back, so the slow path never walks full
+ * pages. Blocks are carved lazily, about one OS page at a time, so a page
+ * costs resident memory only for what was used. */
+#include "heap/internal.h"
+
+tarn__page_t tarn__empty_page = {.flags = TARN__PAGE_UNUSED};
+
+/* Points the direct slots of class cls at the front page of its queue. */
+static void direct_update(tarn__heap_t *h, unsigned cls) {
+    size_t lo = cls == 0 ? 0 : tarn__class_size(cls - 1) / 8 + 1;
+    size_t hi = tarn__class_size(cls) / 8;
+    if (lo >= TARN__DIRECT_SLOTS) return;
+    if (hi >= TARN__DIRECT_SLOTS) hi = TARN__DIRECT_SLOTS - 1;
+    tarn__page_t *first = h->queues[cls].first ? h->queues[cls].first : &tarn__empty_page;
+    for (size_t g = lo; g <= hi; g++) h->direct[g] = first;
+}
+
+static void queue_remove(tarn__heap_t *h, tarn__page_t *pg) {
+    tarn__page_queue_t *q = &h->queues[pg->cls];
+    bool was_first = q->first == pg;
+    if (pg->prev) pg->prev->next = pg->next;
+    else q->first = pg->next;
+    if (pg->next) pg->next->prev = pg->prev;
+    else q->last = pg->prev;
+    pg->next = pg->prev = NULL;
+    if (was_first) direct_update(h, pg->cls);
+}
+
+static void queue_push(tarn__heap_t *h, tarn__page_t *pg, bool front) {
+    tarn__page_queue_t *q = &h->queues[pg->cls];
+    if (!q->first) {
+        pg->next = pg->prev = NULL;
+        q->first = q->last = pg;
+    } else if (front) {
+        pg->prev = NULL;
+        pg->next = q->first;
+        q->first->prev = pg;
+        q->first = pg;
+    } else {
+        pg->next = NULL;
+        pg->prev = q->last;
+        q->last->next = pg;
+        q->last = pg;
+    }
+    if (q->first == pg) direct_update(h, pg->cls);
+}
+
+static void page_init(tarn__page_t *pg, unsigned cls) {
+    tarn__segment_t *seg = tarn__segment_of(pg);
+    size_t end = (size_t)(pg->index + 1) << seg->page_shift;
+    size_t bs = tarn__class_size(cls);
+    pg->block_size = bs;
+    pg->cls = (uint8_t)cls;
+    pg->flags = 0;
+    pg->used = pg->capacity = 0;
+    pg->free = pg->local_free = NULL;
+    pg->reserved = (uint32_t)((end - (size_t)(pg->start - (uint8_t *)seg)) / bs);
+}
+
+/* Threads the next OS page worth of blocks (at least one) onto free. */
+static void page_extend(tarn__page_t *pg) {
+    size_t bs = pg->block_size;
+    uint32_t n = bs >= 4096 ? 1 : (uint32_t)(4096 / bs);
+    if (n > pg->reserved - pg->capacity) n = pg->reserved - pg->capacity;
+    uint8_t *first = pg->start + (size_t)pg->capacity * bs;
+    uint8_t *last = first + (size_t)(n - 1) * bs;
+    for (uint8_t *b = first; b < last; b += bs) ((tarn__block_t *)b)->next = (tarn__block_t *)(b + bs);
+    ((tarn__block_t *)last)->next = NULL;
+    pg->free = (tarn__block_t *)first;
+    pg->capacity += n;
+}
+
+static tarn__page_t *page_new(tarn__heap_t *h, unsigned cls) {
+    int kind = cls < TARN__SMALL_CLASSES ? TARN__SEG_SMALL : TARN__SEG_MEDIUM;
+    tarn__page_t *pg = tarn__segment_page_alloc(h, kind);
+    if (!pg) return NULL;
+    page_init(pg, cls);
+    queue_push(h, pg, true);
+    return pg;
+}
+
+/* Makes pg->free non-empty if the page has any block left: local frees
+ * first (warm in cache), then fresh carving. */
+static bool page_refill(tarn__page_t *pg) {
+    if (pg->free) return true;
+    if (pg->local_free) {
+        pg->free = pg->local_free;
+        pg->local_free = NULL;
+        return true;
+    }
+    if (pg->capacity < pg->reserved) {
+        page_extend(pg);
+        return true;
+    }
+    return false;
+}
+
+static void page_release(tarn__heap_t *h, tarn__page_t *pg) {
+    queue_remove(h, pg);
+    tarn__segment_page_free(h, pg);
+}
+
+/* Ages the empty pages kept at queue fronts; releases those whose time is
+ * up, or all of them if `all`. Returns how many were released. */
+static size_t retired_collect(tarn__heap_t *h, bool all) {
+    size_t n = 0;
+    for (unsigned w = 0; w < 2; w++)
+        for (uint64_t bits = h->retired[w]; bits; bits &= bits - 1) {
+            unsigned cls = w * 64 + (unsigned)__builtin_ctzll(bits);
+            tarn__page_t *pg = h->queues[cls].first;
+            bool release = pg && pg->used == 0 && (all || --pg->retire_ttl == 0);
+            if (pg && pg->used == 0 && !release) continue;
+            h->retired[w] &= ~((uint64_t)1 << (cls % 64));
+            if (release) {
+                page_release(h, pg);
+                n++;
+            }
+        }
+    return n;
+}
+
+/* The slow path of allocating from class cls: find a page with a free
+ * block, retiring exhausted ones to FULL, or start a new page. */
+void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls) {
+    if (h->retired[0] | h->retired[1]) retired_collect(h, false);
+    tarn__page_queue_t *q = &h->queues[cls];
+    tarn__page_t *pg = q->first;
+    while (pg && !page_refill(pg)) {
+        tarn__page_t *next = pg->next;
+        queue_remove(h, pg);
+        pg->flags |= TARN__PAGE_FULL;
+        pg = next;
+    }
+    if (!pg) {
+        tarn__purge(h, false);
+        pg = page_new(h, cls);
+        if (!pg) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        page_refill(pg);
+    } else if (pg != q->first) {
+        queue_remove(h, pg);
+        queue_push(h, pg, true);
+    }
+    tarn__block_t *b = pg->free;
+    pg->free = b->next;
+    pg->used++;
+    return b;
+}
+
+/* A full page got a block back: it rejoins its queue behind the front. */
+void tarn__page_unfull(tarn__heap_t *h, tarn__page_t *pg) {
+    pg->flags &= (uint8_t)~TARN__PAGE_FULL;
+    queue_push(h, pg, false);
+}
+
+/* Every block of pg is free. The page goes back to its segment, except the
+ * only page of an active heap's class, kept for TARN__RETIRE_CALLS slow-path
+ * calls: that spares a malloc/free loop from setting up a page per call. */
+void tarn__page_empty(tarn__heap_t *h, tarn__page_t *pg) {
+    tarn_assert(!(pg->flags & TARN__PAGE_FULL), "a full page has no free block");
+    tarn__page_queue_t *q = &h->queues[pg->cls];
+    bool active = atomic_load_explicit(&h->state, memory_order_relaxed) == TARN__HEAP_ACTIVE;
+    if (active && q->first == pg && !pg->next) {
+        pg->retire_ttl = TARN__RETIRE_CALLS;
+        h->retired[pg->cls / 64] |= (uint64_t)1 << (pg->cls % 64);
+        return;
+    }
+    page_release(h, pg);
+}
+
+/* Releases every empty page kept at a queue front; returns how many. */
+size_t tarn__heap_retire_empty(tarn__heap_t *h) { return retired_collect(h, true); }

@@ -1,0 +1,78 @@
+/* Purge: giving the memory of unused pages back to the OS.
+ *
+ * An unused page joins its heap's purge queue (oldest first); a free segment
+ * may sit in the heap's cache. Both count as the heap's dirty bytes. They
+ * are given back (madvise, munmap) once they have waited PURGE_DELAY_MS,
+ * checked whenever the heap takes a new page, or at once, oldest first,
+ * when the dirty bytes exceed the budget (an eighth of the live bytes). The
+ * budget is what makes seed 000's program drop to a few MiB right after its
+ * last free, with no timer thread and no later allocator call, and keeps
+ * peak RSS close to what is live; the delay keeps a program that frees and
+ * reallocates in waves from paying a page fault per reuse (jemalloc's decay
+ * and mimalloc's purge delay make the same trade). */
+#include "heap/internal.h"
+
+void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg) {
+    tarn_assert(pg->dirty, "only a queued page leaves the purge queue");
+    if (pg->purge_prev) pg->purge_prev->purge_next = pg->purge_next;
+    else h->purge_head = pg->purge_next;
+    if (pg->purge_next) pg->purge_next->purge_prev = pg->purge_prev;
+    else h->purge_tail = pg->purge_prev;
+    pg->purge_next = pg->purge_prev = NULL;
+    pg->dirty = 0;
+    h->dirty_bytes -= pg->touched;
+}
+
+/* Decommits the oldest queued page; returns the bytes given back. */
+static size_t purge_oldest(tarn__heap_t *h) {
+    tarn__page_t *pg = h->purge_head;
+    size_t bytes = pg->touched;
+    tarn__purge_remove(h, pg);
+    tarn__os_decommit(pg->start, bytes);
+    pg->touched = 0;
+    atomic_fetch_add_explicit(&tarn__counters.purged_bytes, bytes, memory_order_relaxed);
+    return bytes;
+}
+
+void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg) {
+    if (!pg->touched) return;
+    pg->dirty = 1;
+    pg->freed_ms = tarn__os_now_ms();
+    pg->purge_next = NULL;
+    pg->purge_prev = h->purge_tail;
+    if (h->purge_tail) h->purge_tail->purge_next = pg;
+    else h->purge_head = pg;
+    h->purge_tail = pg;
+    h->dirty_bytes += pg->touched;
+    tarn__purge_enforce(h);
+}
+
+/* An abandoned heap keeps nothing: nobody is going to reuse it soon. */
+static size_t dirty_budget(tarn__heap_t *h) {
+    if (atomic_load_explicit(&h->state, memory_order_relaxed) != TARN__HEAP_ACTIVE) return 0;
+    size_t b = atomic_load_explicit(&h->live_bytes, memory_order_relaxed) >> TARN__DIRTY_SHIFT;
+    return b < TARN__DIRTY_MIN ? TARN__DIRTY_MIN : b > TARN__DIRTY_MAX ? TARN__DIRTY_MAX : b;
+}
+
+/* Over budget: give back down to half of it, cached segments first (their
+ * reuse saves least), so purging is amortised over many frees. */
+void tarn__purge_enforce(tarn__heap_t *h) {
+    size_t budget = dirty_budget(h);
+    if (h->dirty_bytes <= budget) return;
+    while (h->dirty_bytes > budget / 2) {
+        if (tarn__segment_cache_decommit(h)) continue;
+        if (!h->purge_head) break;
+        purge_oldest(h);
+    }
+}
+
+/* Decommits queued pages and unmaps cached segments that waited the delay
+ * (all of them if `all`); returns the bytes given back. */
+size_t tarn__purge(tarn__heap_t *h, bool all) {
+    if (!h->purge_head && !h->cache) return 0; /* the usual case: skip the clock */
+    uint64_t now = tarn__os_now_ms();
+    size_t released = 0;
+    while (h->purge_head && (all || now - h->purge_head->freed_ms >= TARN__PURGE_DELAY_MS))
+        released += purge_oldest(h);
+    return released + tarn__segment_cache_trim(h, now, all);
+}

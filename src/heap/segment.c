@@ -1,0 +1,211 @@
+/* Segments: 4 MiB aligned mappings cut into pages of one kind.
+ *
+ * Masking a block's address gives its segment header (seed 003), and one bit
+ * per 4 MiB of address space says whether that header exists, so free()
+ * rejects foreign pointers before reading anything they point near. Free
+ * pages go back to their segment (most recent first, so reuse finds them
+ * still committed); a segment whose pages are all unused is freed as a whole,
+ * into a small per-heap cache or straight back to the OS. That is where
+ * adjacent free memory coalesces: no live block elsewhere pins it (seed 000). */
+#include "heap/internal.h"
+
+_Atomic uint64_t tarn__segment_map[((size_t)1 << (TARN__ADDRESS_BITS - TARN__SEG_SHIFT)) / 64];
+tarn__heap_counters_t tarn__counters;
+
+void tarn__segment_map_set(tarn__segment_t *seg, bool on) {
+    size_t i = (uintptr_t)seg >> TARN__SEG_SHIFT;
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    if (on) atomic_fetch_or_explicit(&tarn__segment_map[i >> 6], bit, memory_order_release);
+    else atomic_fetch_and_explicit(&tarn__segment_map[i >> 6], ~bit, memory_order_release);
+}
+
+void tarn__segment_unmap(tarn__segment_t *seg) {
+    tarn__segment_map_set(seg, false);
+    atomic_fetch_sub_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tarn__counters.segment_unmaps, 1, memory_order_relaxed);
+    tarn__os_unmap(seg, TARN__SEG_SIZE);
+}
+
+/* Page i covers [i << shift, (i + 1) << shift) minus the header span. */
+static void segment_init_pages(tarn__segment_t *seg, bool dirty) {
+    seg->unused_pages = NULL;
+    for (int i = seg->page_count - 1; i >= 0; i--) {
+        tarn__page_t *pg = &seg->pages[i];
+        size_t lo = (size_t)i << seg->page_shift;
+        if (lo < TARN__HEADER_SPAN) lo = TARN__HEADER_SPAN;
+        size_t hi = (size_t)(i + 1) << seg->page_shift;
+        memset(pg, 0, sizeof *pg);
+        pg->flags = TARN__PAGE_UNUSED;
+        pg->index = (uint8_t)i;
+        pg->start = (uint8_t *)seg + lo;
+        pg->touched = dirty && hi > lo ? (uint32_t)(hi - lo) : 0;
+        if (hi <= lo) continue; /* small page 0 is all header */
+        pg->next = seg->unused_pages;
+        seg->unused_pages = pg;
+    }
+}
+
+/* dirty: the segment may hold committed, non-zero memory from earlier use. */
+static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool dirty) {
+    static const uint8_t shift[] = {TARN__SMALL_PAGE_SHIFT, TARN__MEDIUM_PAGE_SHIFT,
+                                    TARN__SEG_SHIFT};
+    seg->heap = h;
+    seg->kind = (uint8_t)kind;
+    seg->page_shift = shift[kind];
+    seg->page_count = (uint16_t)(TARN__SEG_SIZE >> seg->page_shift);
+    seg->used_pages = 0;
+    seg->in_avail = 0;
+    seg->fresh = !dirty;
+    seg->size = TARN__SEG_SIZE;
+    seg->next = seg->prev = NULL;
+    segment_init_pages(seg, dirty);
+}
+
+/* A segment of the given kind (small, medium, large) owned by h: from h's
+ * cache when it has one, else new from the OS. NULL with ENOMEM. */
+tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
+    tarn__segment_t *seg = h->cache;
+    bool reused = seg != NULL;
+    if (reused) {
+        h->cache = seg->next;
+        h->cache_count--;
+        h->dirty_bytes -= seg->cached_dirty;
+    } else {
+        seg = tarn__os_reserve(TARN__SEG_SIZE, TARN__SEG_SIZE);
+        if (!seg) return NULL;
+        atomic_fetch_add_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tarn__counters.segment_maps, 1, memory_order_relaxed);
+    }
+    segment_init(seg, h, kind, reused && seg->cached_dirty);
+    if (!reused) tarn__segment_map_set(seg, true);
+    return seg;
+}
+
+static size_t page_area(tarn__page_t *pg) {
+    tarn__segment_t *seg = tarn__segment_of(pg);
+    return (size_t)(((uint8_t *)seg + ((size_t)(pg->index + 1) << seg->page_shift)) - pg->start);
+}
+
+static void avail_push(tarn__heap_t *h, tarn__segment_t *seg) {
+    tarn__segment_t **head = &h->avail[seg->kind];
+    seg->prev = NULL;
+    seg->next = *head;
+    if (*head) (*head)->prev = seg;
+    *head = seg;
+    seg->in_avail = 1;
+}
+
+static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
+    if (seg->prev) seg->prev->next = seg->next;
+    else h->avail[seg->kind] = seg->next;
+    if (seg->next) seg->next->prev = seg->prev;
+    seg->next = seg->prev = NULL;
+    seg->in_avail = 0;
+}
+
+/* A segment with no page in use: cached while the heap's thread lives and
+ * the cache has room, otherwise returned to the OS. */
+void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
+    tarn_assert(seg->used_pages == 0, "only an empty segment is released");
+    if (seg->in_avail) avail_remove(h, seg);
+    size_t dirty = 0;
+    for (int i = 0; i < seg->page_count; i++) {
+        if (seg->pages[i].dirty) tarn__purge_remove(h, &seg->pages[i]);
+        dirty += seg->pages[i].touched;
+    }
+    bool keep = h != &tarn__empty_heap && h->cache_count < TARN__SEG_CACHE_MAX &&
+                atomic_load_explicit(&h->state, memory_order_relaxed) == TARN__HEAP_ACTIVE;
+    if (!keep) {
+        tarn__segment_unmap(seg);
+        return;
+    }
+    seg->heap = h;
+    seg->cached_ms = tarn__os_now_ms();
+    seg->cached_dirty = dirty;
+    seg->next = h->cache;
+    h->cache = seg;
+    h->cache_count++;
+    h->dirty_bytes += dirty;
+    tarn__purge_enforce(h);
+}
+
+static void cache_unmap(tarn__heap_t *h, tarn__segment_t **link) {
+    tarn__segment_t *seg = *link;
+    *link = seg->next;
+    h->cache_count--;
+    h->dirty_bytes -= seg->cached_dirty;
+    tarn__segment_unmap(seg);
+}
+
+/* Decommits the oldest cached segment that still holds memory, keeping
+ * its address range for reuse (no mmap, no munmap, faults only where the
+ * next user writes). Returns the bytes given back, 0 if none was dirty. The
+ * first OS page stays: it holds the cache links. */
+size_t tarn__segment_cache_decommit(tarn__heap_t *h) {
+    tarn__segment_t *oldest = NULL;
+    for (tarn__segment_t *seg = h->cache; seg; seg = seg->next)
+        if (seg->cached_dirty) oldest = seg;
+    if (!oldest) return 0;
+    size_t page = tarn__os_page_size();
+    tarn__os_decommit((uint8_t *)oldest + page, TARN__SEG_SIZE - page);
+    size_t bytes = oldest->cached_dirty;
+    h->dirty_bytes -= bytes;
+    oldest->cached_dirty = 0;
+    atomic_fetch_add_explicit(&tarn__counters.purged_bytes, bytes, memory_order_relaxed);
+    return bytes;
+}
+
+/* Unmaps cached segments older than the purge delay (all of them if `all`);
+ * returns the bytes given back. */
+size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all) {
+    size_t released = 0;
+    tarn__segment_t **link = &h->cache;
+    while (*link) {
+        tarn__segment_t *seg = *link;
+        if (!all && now - seg->cached_ms < TARN__PURGE_DELAY_MS) {
+            link = &seg->next;
+            continue;
+        }
+        released += seg->cached_dirty;
+        cache_unmap(h, link);
+    }
+    return released;
+}
+
+/* An unused page of the given kind from one of h's segments, now counted in
+ * use; NULL with ENOMEM when no segment can be had. */
+tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
+    tarn__segment_t *seg = h->avail[kind];
+    if (!seg) {
+        seg = tarn__segment_alloc(h, kind);
+        if (!seg) return NULL;
+        avail_push(h, seg);
+    }
+    tarn__page_t *pg = seg->unused_pages;
+    seg->unused_pages = pg->next;
+    seg->used_pages++;
+    atomic_fetch_add_explicit(&h->live_bytes, page_area(pg), memory_order_relaxed);
+    if (!seg->unused_pages) avail_remove(h, seg);
+    if (pg->dirty) tarn__purge_remove(h, pg);
+    return pg;
+}
+
+/* Takes back a page whose blocks are all free. */
+void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg) {
+    tarn__segment_t *seg = tarn__segment_of(pg);
+    atomic_fetch_sub_explicit(&h->live_bytes, page_area(pg), memory_order_relaxed);
+    size_t used_bytes = tarn__align_up((size_t)pg->capacity * pg->block_size,
+                                       tarn__os_page_size());
+    if (used_bytes > pg->touched) pg->touched = (uint32_t)used_bytes;
+    pg->flags = TARN__PAGE_UNUSED;
+    pg->block_size = 0;
+    pg->next = seg->unused_pages;
+    seg->unused_pages = pg;
+    seg->used_pages--;
+    if (seg->used_pages == 0) {
+        tarn__segment_release(h, seg);
+        return;
+    }
+    if (!seg->in_avail) avail_push(h, seg);
+    tarn__purge_add(h, pg);
+}

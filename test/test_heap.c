@@ -1,0 +1,360 @@
+/* The general heap: size classes, every entry point at its edge sizes,
+ * alignment, realloc, zeroing, misuse reports, out of memory, purge,
+ * thread exit and fork. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "heap/internal.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+
+/* Writes a pattern over the whole usable area and checks it reads back. */
+static void fill_and_check(void *p, size_t n, unsigned char seed) {
+    unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) c[i] = (unsigned char)(seed + i * 7);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(c[i], (unsigned char)(seed + i * 7), "byte %zu of %p", i, p);
+}
+
+/* Sizes every API is tried at: 0, 1, each class boundary +-1, the page and
+ * segment sizes and their neighbours. */
+static size_t edge_sizes(size_t *out) {
+    size_t n = 0;
+    out[n++] = 0;
+    out[n++] = 1;
+    for (unsigned c = 0; c < TARN__CLASSES; c++) {
+        size_t s = tarn__class_size(c);
+        out[n++] = s - 1;
+        out[n++] = s;
+        out[n++] = s + 1;
+    }
+    size_t big[] = {4 * KiB, 64 * KiB, 512 * KiB, TARN__LARGE_MAX, TARN__SEG_SIZE, 9 * MiB};
+    for (size_t i = 0; i < sizeof big / sizeof *big; i++) {
+        out[n++] = big[i] - 1;
+        out[n++] = big[i];
+        out[n++] = big[i] + 1;
+    }
+    return n;
+}
+
+Test(heap_classes, every_size_round_trips) {
+    cr_assert_eq(tarn__size_class(TARN__MEDIUM_MAX) + 1, TARN__CLASSES);
+    cr_assert_eq(tarn__size_class(TARN__SMALL_MAX) + 1, TARN__SMALL_CLASSES);
+    for (size_t s = 0; s <= TARN__MEDIUM_MAX; s++) {
+        unsigned c = tarn__size_class(s);
+        size_t cs = tarn__class_size(c);
+        cr_assert(cs >= s, "size %zu -> class %u of %zu", s, c, cs);
+        cr_assert(c == 0 || tarn__class_size(c - 1) < s, "size %zu not in its smallest class", s);
+        if (s > 128) cr_assert(cs - s <= cs / 8, "waste of %zu in %zu above 12.5%%", s, cs);
+        if (s > 8) cr_assert_eq(cs % 16, 0, "class %zu breaks 16-byte alignment", cs);
+    }
+    for (unsigned c = 0; c < TARN__CLASSES; c++)
+        cr_assert_eq(tarn__size_class(tarn__class_size(c)), c);
+}
+
+Test(heap_api, malloc_at_edge_sizes) {
+    static size_t sizes[400];
+    size_t n = edge_sizes(sizes);
+    for (size_t i = 0; i < n; i++) {
+        void *p = tarn_malloc(sizes[i]);
+        cr_assert_not_null(p, "malloc(%zu)", sizes[i]);
+        size_t u = tarn_usable_size(p);
+        cr_assert(u >= sizes[i], "usable %zu < %zu", u, sizes[i]);
+        cr_assert_eq((uintptr_t)p % (sizes[i] > 8 ? 16 : 8), 0, "malloc(%zu) = %p", sizes[i], p);
+        fill_and_check(p, u < 256 * KiB ? u : 256 * KiB, (unsigned char)i);
+        ((char *)p)[u - (u > 0)] = 1;
+        tarn_free(p);
+    }
+}
+
+Test(heap_api, one_gib_and_its_neighbours) {
+    size_t sizes[] = {GiB - 1, GiB, GiB + 1};
+    for (int i = 0; i < 3; i++) {
+        char *p = tarn_malloc(sizes[i]);
+        cr_assert_not_null(p);
+        cr_assert(tarn_usable_size(p) >= sizes[i]);
+        p[0] = 1;
+        p[sizes[i] / 2] = 2;
+        p[sizes[i] - 1] = 3;
+        char *z = tarn_calloc(1, sizes[i]);
+        cr_assert_not_null(z);
+        cr_assert_eq(z[0] | z[sizes[i] / 3] | z[sizes[i] - 1], 0);
+        tarn_free(z);
+        tarn_free(p);
+    }
+}
+
+Test(heap_api, calloc_zeroes_recycled_memory) {
+    static size_t sizes[400];
+    size_t n = edge_sizes(sizes);
+    for (size_t i = 0; i < n; i++) {
+        if (sizes[i] > 8 * MiB) continue;
+        void *dirty[8];
+        for (int k = 0; k < 8; k++) {
+            dirty[k] = tarn_malloc(sizes[i]);
+            memset(dirty[k], 0xa5, sizes[i]);
+        }
+        for (int k = 0; k < 8; k++) tarn_free(dirty[k]);
+        for (int k = 0; k < 8; k++) {
+            unsigned char *z = tarn_calloc(1, sizes[i]);
+            cr_assert_not_null(z);
+            for (size_t b = 0; b < sizes[i]; b += 1 + b / 64)
+                cr_assert_eq(z[b], 0, "calloc(%zu) byte %zu", sizes[i], b);
+            dirty[k] = z;
+        }
+        for (int k = 0; k < 8; k++) tarn_free(dirty[k]);
+    }
+}
+
+Test(heap_api, realloc_keeps_contents_through_every_kind) {
+    size_t steps[] = {1, 24, 200, 5000, 70 * KiB, 300 * KiB, 3 * MiB, 20 * MiB, 90 * MiB,
+                      5 * MiB,  100 * KiB, 900, 8};
+    unsigned char *p = NULL;
+    size_t have = 0;
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        p = tarn_realloc(p, steps[i]);
+        cr_assert_not_null(p, "realloc to %zu", steps[i]);
+        size_t keep = have < steps[i] ? have : steps[i];
+        for (size_t b = 0; b < keep; b += 1 + b / 256)
+            cr_assert_eq(p[b], (unsigned char)(b * 13), "byte %zu after realloc to %zu", b, steps[i]);
+        for (size_t b = 0; b < steps[i]; b++) p[b] = (unsigned char)(b * 13);
+        have = steps[i];
+    }
+    tarn_free(p);
+}
+
+Test(heap_api, realloc_edge_cases) {
+    char *p = tarn_realloc(NULL, 40);
+    cr_assert_not_null(p);
+    cr_assert_null(tarn_realloc(p, 0), "realloc(p, 0) frees p, as glibc does");
+    p = tarn_malloc(100);
+    cr_assert_eq(tarn_realloc(p, 90), p, "a small shrink stays in place");
+    char *big = tarn_malloc(200 * KiB);
+    cr_assert_eq(tarn_realloc(big, 2 * MiB), big, "a large block grows inside its segment");
+    errno = 0;
+    cr_assert_null(tarn_realloc(p, SIZE_MAX));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_eq(tarn_usable_size(p) >= 90, 1, "a failed realloc leaves the block");
+    tarn_free(p);
+    tarn_free(big);
+}
+
+Test(heap_api, overflow_and_huge_sizes_fail_with_enomem) {
+    size_t bad[] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)PTRDIFF_MAX, (size_t)1 << 50};
+    for (int i = 0; i < 4; i++) {
+        errno = 0;
+        cr_assert_null(tarn_malloc(bad[i]));
+        cr_assert_eq(errno, ENOMEM);
+        errno = 0;
+        cr_assert_null(tarn_aligned_alloc(4096, bad[i]));
+        cr_assert_eq(errno, ENOMEM);
+    }
+    errno = 0;
+    cr_assert_null(tarn_calloc(SIZE_MAX / 2, 3));
+    cr_assert_eq(errno, ENOMEM);
+    errno = 0;
+    cr_assert_null(tarn_reallocarray(NULL, (size_t)1 << 40, (size_t)1 << 40));
+    cr_assert_eq(errno, ENOMEM);
+    void *q = NULL;
+    cr_assert_eq(tarn_posix_memalign(&q, 64, SIZE_MAX), ENOMEM);
+    cr_assert_null(q);
+    char *p = tarn_reallocarray(NULL, 10, 10);
+    cr_assert_not_null(p);
+    cr_assert(tarn_usable_size(p) >= 100);
+    tarn_free(p);
+}
+
+Test(heap_align, every_power_of_two_up_to_one_mib) {
+    size_t sizes[] = {0, 1, 8, 100, 5000, 70 * KiB, 300 * KiB, 5 * MiB};
+    for (size_t a = 8; a <= MiB; a *= 2)
+        for (int i = 0; i < 8; i++) {
+            void *p = tarn_aligned_alloc(a, sizes[i]);
+            cr_assert_not_null(p, "aligned_alloc(%zu, %zu)", a, sizes[i]);
+            cr_assert_eq((uintptr_t)p % a, 0, "aligned_alloc(%zu, %zu) = %p", a, sizes[i], p);
+            cr_assert(tarn_usable_size(p) >= sizes[i]);
+            memset(p, 0x5a, sizes[i]);
+            void *m = tarn_memalign(a, sizes[i]);
+            cr_assert_eq((uintptr_t)m % a, 0);
+            void *q = NULL;
+            cr_assert_eq(tarn_posix_memalign(&q, a, sizes[i]), 0);
+            cr_assert_eq((uintptr_t)q % a, 0);
+            tarn_free(q);
+            tarn_free(m);
+            tarn_free(p);
+        }
+}
+
+Test(heap_align, alignments_of_a_segment_and_more) {
+    test_capture_errors();
+    size_t aligns[] = {2 * MiB, 4 * MiB, 8 * MiB, 64 * MiB};
+    size_t sizes[] = {1, 100 * KiB, 5 * MiB};
+    for (int a = 0; a < 4; a++)
+        for (int s = 0; s < 3; s++) {
+            char *p = tarn_aligned_alloc(aligns[a], sizes[s]);
+            cr_assert_not_null(p, "aligned_alloc(%zu, %zu)", aligns[a], sizes[s]);
+            cr_assert_eq((uintptr_t)p % aligns[a], 0);
+            cr_assert(tarn_usable_size(p) >= sizes[s]);
+            memset(p, 7, sizes[s]);
+            char *q = tarn_realloc(p, sizes[s] + 10);
+            cr_assert_not_null(q);
+            cr_assert_eq(q[sizes[s] - 1], 7, "realloc keeps the contents");
+            tarn_free(q);
+        }
+    char *p = tarn_memalign(16 * MiB, 64);
+    tarn_free(p);
+    tarn_free(p);
+    expect_report("did not allocate");
+}
+
+Test(heap_align, bad_alignment_is_einval) {
+    size_t bad[] = {0, 3, 24, 100, 4097};
+    for (int i = 0; i < 5; i++) {
+        errno = 0;
+        cr_assert_null(tarn_aligned_alloc(bad[i], 64));
+        cr_assert_eq(errno, EINVAL);
+        errno = 0;
+        cr_assert_null(tarn_memalign(bad[i], 64));
+        cr_assert_eq(errno, EINVAL);
+        void *q = (void *)1;
+        cr_assert_eq(tarn_posix_memalign(&q, bad[i], 64), EINVAL);
+        cr_assert_eq(q, (void *)1, "posix_memalign leaves *out on failure");
+    }
+    void *q = (void *)1;
+    cr_assert_eq(tarn_posix_memalign(&q, 4, 64), EINVAL, "below sizeof(void *)");
+}
+
+Test(heap_misuse, double_free_is_reported_and_ignored) {
+    test_capture_errors();
+    void *keep = tarn_malloc(24);
+    void *p = tarn_malloc(24);
+    tarn_free(p);
+    tarn_free(p);
+    expect_report("double free of");
+    cr_assert_eq(tarn_usable_size(keep), 32);
+    void *a = tarn_malloc(24), *b = tarn_malloc(24);
+    cr_assert_neq(a, b, "the rejected free did not corrupt the free list");
+    tarn_free(a);
+    tarn_free(b);
+    tarn_free(keep);
+}
+
+Test(heap_misuse, double_free_aborts_by_default, .signal = SIGABRT) {
+    void *keep = tarn_malloc(40);
+    void *p = tarn_malloc(40);
+    tarn_free(p);
+    tarn_free(p);
+    tarn_free(keep);
+}
+
+Test(heap_misuse, free_of_a_block_in_a_released_page) {
+    test_capture_errors();
+    void *pin = tarn_malloc(100); /* another class: the 1000-byte pages can empty */
+    void *blocks[200];
+    for (int i = 0; i < 200; i++) blocks[i] = tarn_malloc(1000);
+    for (int i = 0; i < 200; i++) tarn_free(blocks[i]);
+    tarn_free(blocks[0]);
+    expect_report("not a live block");
+    tarn_free(pin);
+}
+
+Test(heap_misuse, large_and_huge_double_free) {
+    test_capture_errors();
+    void *keep = tarn_malloc(300 * KiB);
+    void *p = tarn_malloc(300 * KiB);
+    tarn_free(p);
+    tarn_free(p);
+    expect_report("double free of");
+    void *h = tarn_malloc(16 * MiB);
+    tarn_free(h);
+    tarn_free(h);
+    expect_report("did not allocate");
+    tarn_free(keep);
+}
+
+Test(heap_misuse, foreign_pointers_are_rejected) {
+    test_capture_errors();
+    int on_stack;
+    tarn_free(&on_stack);
+    expect_report("tarn did not allocate");
+    void *from_libc = malloc(64);
+    tarn_free(from_libc);
+    expect_report("tarn did not allocate");
+    cr_assert_eq(tarn_usable_size(from_libc), 0);
+    expect_report("did not allocate");
+    cr_assert_null(tarn_realloc(from_libc, 100));
+    expect_report("did not allocate");
+    free(from_libc);
+    tarn_free((void *)((uintptr_t)1 << 60));
+    expect_report("did not allocate");
+    tarn_free(NULL);
+    cr_assert_eq(test_error_count, 0, "free(NULL) is fine");
+}
+
+Test(heap_misuse, foreign_free_aborts_by_default, .signal = SIGABRT) {
+    int on_stack;
+    tarn_free(&on_stack);
+}
+
+static void *free_twice_remote(void *p) {
+    tarn_free(p);
+    tarn_free(p);
+    return NULL;
+}
+
+Test(heap_misuse, double_free_from_another_thread) {
+    test_capture_errors();
+    void *keep = tarn_malloc(48);
+    void *p = tarn_malloc(48);
+    pthread_t t;
+    pthread_create(&t, NULL, free_twice_remote, p);
+    pthread_join(t, NULL);
+    expect_report("double free of");
+    tarn_free(keep);
+}
+
+Test(heap_oom, first_allocation_without_memory) {
+    tarn__os_fail_after(0);
+    errno = 0;
+    cr_assert_null(tarn_malloc(100));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_not_null(tarn_malloc(100), "the next map works again");
+}
+
+Test(heap_oom, first_segment_without_memory) {
+    tarn__os_fail_after(1); /* the heap's own map works, its first segment's fails */
+    errno = 0;
+    cr_assert_null(tarn_malloc(16));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_not_null(tarn_malloc(16));
+}
+
+Test(heap_oom, every_kind_fails_cleanly) {
+    void *warm = tarn_malloc(16);
+    size_t sizes[] = {20 * KiB, 300 * KiB, 64 * MiB};
+    for (int i = 0; i < 3; i++) {
+        tarn__os_fail_after(0); /* medium, large and huge each need a new mapping */
+        errno = 0;
+        cr_assert_null(tarn_malloc(sizes[i]), "size %zu", sizes[i]);
+        cr_assert_eq(errno, ENOMEM);
+    }
+    char *p = tarn_malloc(300 * KiB);
+    cr_assert_not_null(p);
+    p[0] = 42;
+    tarn__os_fail_after(0);
+    char *q = tarn_realloc(p, 64 * MiB);
+    cr_assert_not_null(q, "when mremap fails, realloc falls back to a copy");
+    cr_assert_eq(q[0], 42);
+    errno = 0;
+    cr_assert_null(tarn_realloc(q, (size_t)1 << 46), "64 TiB: neither mremap nor a copy fits");
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_eq(q[0], 42, "a failed realloc keeps the block");
+    tarn_free(q);
+    tarn_free(warm);
+}

@@ -1,0 +1,177 @@
+/* The heap across threads and processes: remote frees, threads exiting
+ * while others hold their blocks, adoption, fork, and memory going back to
+ * the OS (seed 000) without any call after the last free. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "heap/internal.h"
+
+#define MiB ((size_t)1 << 20)
+
+enum { N_BLOCKS = 20000 };
+static void *blocks[N_BLOCKS];
+
+static void *allocate_all(void *arg) {
+    size_t size = (size_t)(uintptr_t)arg;
+    for (int i = 0; i < N_BLOCKS; i++) {
+        blocks[i] = tarn_malloc(size + (size_t)i % 64);
+        memset(blocks[i], i & 0xff, size);
+    }
+    return NULL;
+}
+
+static size_t live_segments(void) { return atomic_load(&tarn__counters.segments); }
+
+Test(heap_threads, blocks_of_an_exited_thread_stay_usable_and_return) {
+    pthread_t t;
+    pthread_create(&t, NULL, allocate_all, (void *)(uintptr_t)200);
+    pthread_join(t, NULL);
+    size_t before = live_segments();
+    for (int i = 0; i < N_BLOCKS; i++) {
+        unsigned char *b = blocks[i];
+        cr_assert_eq(b[0], (unsigned char)(i & 0xff), "block %d changed after its thread exited", i);
+        cr_assert_eq(b[199], (unsigned char)(i & 0xff));
+        tarn_free(b);
+    }
+    cr_assert_lt(live_segments(), before, "freeing into an abandoned heap gives its segments back");
+    cr_assert_leq(live_segments(), 1, "%zu segments left", live_segments());
+}
+
+Test(heap_threads, a_new_thread_adopts_an_abandoned_heap) {
+    pthread_t t;
+    pthread_create(&t, NULL, allocate_all, (void *)(uintptr_t)48);
+    pthread_join(t, NULL);
+    size_t adopted = atomic_load(&tarn__counters.abandoned_adopted);
+    pthread_create(&t, NULL, allocate_all, (void *)(uintptr_t)48);
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&tarn__counters.abandoned_adopted), adopted + 1);
+    for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
+}
+
+static void *free_all(void *arg) {
+    (void)arg;
+    for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
+    return NULL;
+}
+
+Test(heap_threads, remote_frees_are_collected_by_the_owner) {
+    allocate_all((void *)(uintptr_t)64);
+    pthread_t t;
+    pthread_create(&t, NULL, free_all, NULL);
+    pthread_join(t, NULL);
+    cr_assert_not_null(atomic_load(&tarn__tls_heap->remote_pages), "frees are waiting");
+    tarn_collect(true);
+    cr_assert_null(atomic_load(&tarn__tls_heap->remote_pages));
+    cr_assert_leq(live_segments(), 1, "%zu segments after collecting", live_segments());
+    for (int i = 0; i < N_BLOCKS; i++) blocks[i] = tarn_malloc(64);
+    for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
+}
+
+Test(heap_threads, large_blocks_freed_by_another_thread) {
+    for (int i = 0; i < 8; i++) blocks[i] = tarn_malloc((size_t)(i + 1) << 18);
+    pthread_t t;
+    size_t before = live_segments();
+    for (int i = 8; i < N_BLOCKS; i++) blocks[i] = NULL;
+    pthread_create(&t, NULL, free_all, NULL);
+    pthread_join(t, NULL);
+    cr_assert_lt(live_segments(), before, "the freeing thread caches at most a few");
+}
+
+static atomic_int stop;
+
+static void *churn(void *arg) {
+    (void)arg;
+    void *v[256] = {0};
+    for (unsigned i = 0; !atomic_load(&stop); i++) {
+        unsigned k = (i * 2654435761u) >> 24;
+        tarn_free(v[k]);
+        v[k] = tarn_malloc(16 + (i % 1000));
+    }
+    for (int k = 0; k < 256; k++) tarn_free(v[k]);
+    return NULL;
+}
+
+Test(heap_threads, fork_from_a_busy_process) {
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, churn, NULL);
+    for (int round = 0; round < 20; round++) {
+        void *p = tarn_malloc(100);
+        pid_t pid = fork();
+        if (pid == 0) {
+            void *v[1000];
+            for (int i = 0; i < 1000; i++) v[i] = tarn_malloc((size_t)i * 5);
+            for (int i = 0; i < 1000; i++) tarn_free(v[i]);
+            tarn_free(p);
+            _exit(tarn_malloc(1 << 20) ? 0 : 1);
+        }
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed: %d", round, status);
+        tarn_free(p);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+}
+
+/* Seed 000's program at a quarter of its size: 64 MiB of 4 KiB blocks, one
+ * 2-byte block allocated after them and kept. The RSS must fall with no
+ * allocator call after the last free (the full-size run is in
+ * heap_seed000_test.sh). */
+Test(heap_purge, freed_memory_returns_without_another_call) {
+    enum { COUNT = 16384 };
+    static char *b[COUNT];
+    size_t base = tarn__os_rss();
+    for (int i = 0; i < COUNT; i++) {
+        b[i] = tarn_malloc(4096);
+        memset(b[i], 1, 4096);
+    }
+    char *pin = tarn_malloc(2);
+    size_t full = tarn__os_rss();
+    for (int i = 0; i < COUNT; i++) tarn_free(b[i]);
+    size_t after = tarn__os_rss();
+    cr_assert_gt(full - base, 60 * MiB, "the blocks were resident: %zu", full - base);
+    cr_assert_lt(after - base, 24 * MiB, "rss %zu MiB above start after the frees",
+                 (after - base) >> 20);
+    pin[0] = 1;
+    tarn_free(pin);
+}
+
+Test(heap_purge, collect_force_releases_everything_free) {
+    void *v[2000];
+    for (int i = 0; i < 2000; i++) v[i] = tarn_malloc(3000);
+    for (int i = 0; i < 2000; i++) memset(v[i], 1, 3000);
+    for (int i = 0; i < 2000; i++) tarn_free(v[i]);
+    size_t released = tarn_collect(true);
+    cr_assert_gt(released, 0);
+    cr_assert_eq(tarn__tls_heap->dirty_bytes, 0);
+    cr_assert_eq(tarn__tls_heap->cache_count, 0);
+    cr_assert_eq(tarn_collect(true), 0, "nothing left to give back");
+}
+
+Test(heap_purge, unused_pages_wait_for_the_delay) {
+    void *pin = tarn_malloc(16);
+    void *v[64];
+    for (int i = 0; i < 64; i++) v[i] = tarn_malloc(4000);
+    for (int i = 0; i < 64; i++) memset(v[i], 1, 4000);
+    for (int i = 0; i < 64; i++) tarn_free(v[i]);
+    cr_assert_gt(tarn__tls_heap->dirty_bytes, 0, "kept for reuse at first");
+    cr_assert_eq(tarn_collect(false), 0, "too young to purge");
+    usleep((TARN__PURGE_DELAY_MS + 20) * 1000);
+    cr_assert_gt(tarn_collect(false), 0, "purged after the delay");
+    cr_assert_eq(tarn__tls_heap->dirty_bytes, 0);
+    tarn_free(pin);
+}
+
+Test(heap_stats, print_reports_segments_and_rss) {
+    void *p = tarn_malloc(1000);
+    char buf[2048] = {0};
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    tarn_stats_print(f);
+    fclose(f);
+    cr_assert(strstr(buf, "segments: 1 live"), "%s", buf);
+    cr_assert(strstr(buf, "process rss:"), "%s", buf);
+    tarn_free(p);
+}
