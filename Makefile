@@ -93,7 +93,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include/tarn $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/tarn.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/tarn/*.h $(DESTDIR)$(PREFIX)/include/tarn/
-	install -m 644 build/libtarn.a build/libtarn.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 build/libtarn.a build/libtarn.so build/libtarn-override.so $(DESTDIR)$(PREFIX)/lib/
 	sed 's|@PREFIX@|$(PREFIX)|' tarn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tarn.pc
 
 clean:
