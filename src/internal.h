@@ -49,9 +49,10 @@ void tarn__report(const char *fmt, ...)
 /* ---- the OS contract (os.c) -------------------------------------------
  * Every mapping is anonymous, private, zero-filled and page aligned.
  * Failures return NULL (or -1) with errno set and change nothing.
- * tarn__os_fail_after(n) lets the next n maps, reserves or remaps succeed
- * and fails every later one with ENOMEM, so tests reach out-of-memory
- * paths; n < 0 turns injection off again. */
+ * tarn__os_fail(after, count) lets the next `after` maps, reserves or
+ * remaps succeed, then fails `count` of them (-1: all, until turned off)
+ * with ENOMEM, so tests reach out-of-memory paths; after < 0 turns
+ * injection off. */
 size_t tarn__os_page_size(void);
 /* size bytes of read-write memory, committed on first touch. */
 void *tarn__os_map(size_t size);
@@ -78,7 +79,7 @@ void tarn__os_write_stderr(const char *s, size_t n);
 uint64_t tarn__os_random(void);
 /* Resident set size of this process in bytes, from /proc/self/statm. */
 size_t tarn__os_rss(void);
-void tarn__os_fail_after(long n);
+void tarn__os_fail(long after, long count);
 
 static inline bool tarn__is_pow2(size_t x) { return x && !(x & (x - 1)); }
 static inline size_t tarn__align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }

@@ -14,7 +14,6 @@
 
 /* Relaxed atomic: threads may race to fill it, all with the same value. */
 static _Atomic size_t page_size_cached;
-static _Atomic long fail_countdown = -1;
 
 size_t tarn__os_page_size(void) {
     size_t size = atomic_load_explicit(&page_size_cached, memory_order_relaxed);
@@ -25,16 +24,27 @@ size_t tarn__os_page_size(void) {
     return size;
 }
 
-void tarn__os_fail_after(long n) { atomic_store(&fail_countdown, n); }
+/* Fault injection: requests still allowed to succeed (-1: injection off),
+ * then failures still to give (-1: every request until turned off). */
+static _Atomic long fail_skip = -1, fail_left = 0;
 
-/* True when fault injection says this request must fail: the first n
- * requests after tarn__os_fail_after(n) succeed, every later one fails. */
+void tarn__os_fail(long after, long count) {
+    atomic_store(&fail_left, after < 0 ? 0 : count);
+    atomic_store(&fail_skip, after);
+}
+
+/* True when fault injection says this request must fail. */
 static bool injected_failure(void) {
-    long n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
-    while (n > 0) {
-        if (atomic_compare_exchange_weak(&fail_countdown, &n, n - 1)) return false;
+    long n = atomic_load_explicit(&fail_skip, memory_order_relaxed);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&fail_skip, &n, n - 1)) return false;
+    if (n < 0) return false;
+    long left = atomic_load(&fail_left);
+    while (left != 0) {
+        if (left < 0) return true;
+        if (atomic_compare_exchange_weak(&fail_left, &left, left - 1)) return true;
     }
-    return n == 0;
+    return false;
 }
 
 static void *map_raw(size_t size, int extra_flags) {

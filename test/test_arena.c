@@ -438,11 +438,11 @@ Test(arena, on_destroy_rejects_null_and_reports_enomem) {
     cr_assert_eq(tarn_arena_on_destroy(a, NULL, NULL), -1);
     cr_assert_eq(errno, EINVAL);
     /* Entries fill the one block; the map for a second one fails. */
-    tarn__os_fail_after(0);
+    tarn__os_fail(0, -1);
     errno = 0;
     int rc = 0, made = 0;
     while (rc == 0 && made < 1000) made += (rc = tarn_arena_on_destroy(a, record, NULL)) == 0;
-    tarn__os_fail_after(-1);
+    tarn__os_fail(-1, 0);
     cr_assert_eq(rc, -1);
     cr_assert_eq(errno, ENOMEM);
     cr_assert_eq(stats_of(a).blocks, 1);
@@ -527,7 +527,7 @@ Test(arena, a_child_pointer_freed_through_the_parent_is_reported) {
 Test(arena, child_creation_failure_leaves_the_parent_unchanged) {
     tarn_arena_t *p = fixed_4k(1);
     errno = 0;
-    tarn__os_fail_after(0);
+    tarn__os_fail(0, -1);
     cr_assert_null(tarn_arena_create_child(p, 0), "the child's own block fails");
     cr_assert_eq(errno, ENOMEM);
     /* Each child's block is the first map, its entry in the parent the
@@ -535,10 +535,10 @@ Test(arena, child_creation_failure_leaves_the_parent_unchanged) {
     tarn_arena_t *c;
     int made = 0;
     do {
-        tarn__os_fail_after(1);
+        tarn__os_fail(1, -1);
         errno = 0;
         c = tarn_arena_create_child(p, 0);
-        tarn__os_fail_after(-1);
+        tarn__os_fail(-1, 0);
         if (c) tarn_arena_on_destroy(c, record, NULL);
         made += c != NULL;
     } while (c && made < 1000);
@@ -754,10 +754,10 @@ Test(arena, lowering_the_cache_limit_releases_cached_blocks) {
 Test(arena, create_fails_cleanly_at_every_map) {
     int failures = 0;
     for (long n = 0; n < 8; n++) {
-        tarn__os_fail_after(n);
+        tarn__os_fail(n, -1);
         errno = 0;
         tarn_arena_t *a = tarn_arena_create(0);
-        tarn__os_fail_after(-1);
+        tarn__os_fail(-1, 0);
         if (!a) {
             cr_assert_eq(errno, ENOMEM);
             failures++;
@@ -773,14 +773,14 @@ Test(arena, failed_growth_and_large_maps_leave_the_arena_usable) {
     tarn_arena_t *a = fixed_4k(1);
     while (stats_of(a).blocks == 1) tarn_arena_alloc(a, 1000);
     tarn_pool_stats_t s = stats_of(a);
-    tarn__os_fail_after(0);
+    tarn__os_fail(0, -1);
     errno = 0;
     cr_assert_null(tarn_arena_alloc(a, 3500), "no block has room, the new one fails");
     cr_assert_eq(errno, ENOMEM);
     errno = 0;
     cr_assert_null(tarn_arena_alloc(a, 100000));
     cr_assert_eq(errno, ENOMEM);
-    tarn__os_fail_after(-1);
+    tarn__os_fail(-1, 0);
     tarn_pool_stats_t t = stats_of(a);
     cr_assert_eq(t.in_use, s.in_use);
     cr_assert_eq(t.blocks, s.blocks);

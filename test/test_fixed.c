@@ -102,10 +102,10 @@ Test(fixed, requested_alignment_is_honoured) {
 
 Test(fixed, init_count_objects_need_no_further_os_call) {
     tarn_fixed_t *pool = tarn_fixed_create(32, 500, 100);
-    tarn__os_fail_after(0); /* every map from now on fails */
+    tarn__os_fail(0, -1); /* every map from now on fails */
     void *v[500];
     for (int i = 0; i < 500; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %d", i);
-    tarn__os_fail_after(-1);
+    tarn__os_fail(-1, 0);
     for (int i = 0; i < 500; i++) tarn_fixed_free(pool, v[i]);
     cr_assert_eq(tarn_fixed_check(pool), 0);
     tarn_fixed_destroy(pool);
@@ -117,11 +117,11 @@ Test(fixed, growth_fails_cleanly_when_the_os_refuses_and_recovers) {
     tarn_fixed_t *pool = tarn_fixed_create((size_t)1 << 20, 1, 1);
     void **v = malloc(513 * sizeof *v);
     for (int i = 0; i < 512; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %d", i);
-    tarn__os_fail_after(0);
+    tarn__os_fail(0, -1);
     errno = 0;
     cr_assert_null(tarn_fixed_alloc(pool), "a new range must be needed here");
     cr_assert_eq(errno, ENOMEM);
-    tarn__os_fail_after(-1);
+    tarn__os_fail(-1, 0);
     cr_assert_not_null(v[512] = tarn_fixed_alloc(pool), "the pool works again once the OS gives memory");
     for (int i = 0; i < 513; i++) tarn_fixed_free(pool, v[i]);
     cr_assert_eq(in_use(pool), 0);
@@ -271,15 +271,15 @@ Test(fixed_input, bad_sizes_and_alignments_are_rejected) {
 }
 
 Test(fixed_input, create_fails_cleanly_without_memory) {
-    tarn__os_fail_after(0);
+    tarn__os_fail(0, -1);
     errno = 0;
     cr_assert_null(tarn_fixed_create(64, 100, 100));
     cr_assert_eq(errno, ENOMEM);
-    tarn__os_fail_after(1); /* the pool struct maps, no range can be reserved */
+    tarn__os_fail(1, -1); /* the pool struct maps, no range can be reserved */
     errno = 0;
     cr_assert_null(tarn_fixed_create(64, 100, 100));
     cr_assert_eq(errno, ENOMEM);
-    tarn__os_fail_after(-1);
+    tarn__os_fail(-1, 0);
     cr_assert_not_null(tarn_fixed_create(64, 100, 100));
 }
 

@@ -320,7 +320,7 @@ Test(heap_misuse, double_free_from_another_thread) {
 }
 
 Test(heap_oom, first_allocation_without_memory) {
-    tarn__os_fail_after(0);
+    tarn__os_fail(0, 1);
     errno = 0;
     cr_assert_null(tarn_malloc(100));
     cr_assert_eq(errno, ENOMEM);
@@ -328,7 +328,7 @@ Test(heap_oom, first_allocation_without_memory) {
 }
 
 Test(heap_oom, first_segment_without_memory) {
-    tarn__os_fail_after(1); /* the heap's own map works, its first segment's fails */
+    tarn__os_fail(1, 1); /* the heap's own map works, its first segment's fails */
     errno = 0;
     cr_assert_null(tarn_malloc(16));
     cr_assert_eq(errno, ENOMEM);
@@ -339,7 +339,7 @@ Test(heap_oom, every_kind_fails_cleanly) {
     void *warm = tarn_malloc(16);
     size_t sizes[] = {20 * KiB, 300 * KiB, 64 * MiB};
     for (int i = 0; i < 3; i++) {
-        tarn__os_fail_after(0); /* medium, large and huge each need a new mapping */
+        tarn__os_fail(0, 1); /* medium, large and huge each need a new mapping */
         errno = 0;
         cr_assert_null(tarn_malloc(sizes[i]), "size %zu", sizes[i]);
         cr_assert_eq(errno, ENOMEM);
@@ -347,7 +347,7 @@ Test(heap_oom, every_kind_fails_cleanly) {
     char *p = tarn_malloc(300 * KiB);
     cr_assert_not_null(p);
     p[0] = 42;
-    tarn__os_fail_after(0);
+    tarn__os_fail(0, 1);
     char *q = tarn_realloc(p, 64 * MiB);
     cr_assert_not_null(q, "when mremap fails, realloc falls back to a copy");
     cr_assert_eq(q[0], 42);

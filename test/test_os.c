@@ -28,7 +28,7 @@ Test(os, decommit_returns_pages_and_zeroes) {
 }
 
 Test(os, fault_injection_fails_from_the_chosen_call_until_turned_off) {
-    tarn__os_fail_after(1);
+    tarn__os_fail(1, -1);
     void *a = tarn__os_map(4096);
     errno = 0;
     void *b = tarn__os_map(4096);
@@ -36,7 +36,7 @@ Test(os, fault_injection_fails_from_the_chosen_call_until_turned_off) {
     cr_assert_null(b);
     cr_assert_eq(errno, ENOMEM);
     cr_assert_null(tarn__os_reserve(1 << 20, 4096), "injection keeps failing");
-    tarn__os_fail_after(-1);
+    tarn__os_fail(-1, 0);
     void *c = tarn__os_map(4096);
     cr_assert_not_null(c);
     tarn__os_unmap(a, 4096);
@@ -55,4 +55,13 @@ Test(error, user_handler_receives_the_message) {
 
 Test(error, default_handler_aborts, .signal = SIGABRT) {
     tarn__report("corrupted header at %p", (void *)0x10);
+}
+
+Test(os, fault_injection_can_fail_a_given_number_of_calls) {
+    tarn__os_fail(0, 2);
+    cr_assert_null(tarn__os_map(4096));
+    cr_assert_null(tarn__os_reserve(1 << 20, 4096));
+    void *p = tarn__os_map(4096);
+    cr_assert_not_null(p, "only two calls fail");
+    tarn__os_unmap(p, 4096);
 }
