@@ -83,7 +83,15 @@ build/bench/%: bench/%.c bench/*.h build/libtarn.a
 LDLIBS_bench_arena := -I/usr/include/apr-1.0 -lapr-1 -ltalloc
 LDLIBS_bench_heap := -lm
 
-bench: deps all $(addprefix build/bench/,$(BENCHES))
+# bench_region also counts the memory lines each region operation touches:
+# the same program built against a library that records them
+# (TARN_REGION_PROBES, src/region/probe.c); bench_region runs it last.
+$(eval $(call lib_rules,build/probe,$(REL_CFLAGS) -DTARN_REGION_PROBES))
+build/bench/bench_region_probes: bench/bench_region.c bench/*.h build/probe/libtarn.a
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -DTARN_REGION_PROBES $< -o $@ build/probe/libtarn.a $(LIBS)
+
+bench: deps all $(addprefix build/bench/,$(BENCHES)) build/bench/bench_region_probes
 	@for b in $(BENCHES); do build/bench/$$b $(if $(FULL),--full) || exit 1; done
 
 deps:

@@ -1,5 +1,7 @@
 /* The region policies compared on the same traces in a 64 MiB buffer, with
- * glibc's malloc timed on the same operations for reference.
+ * glibc's malloc timed on the same operations for reference; then the same
+ * traces scaled to a cache-resident region, and the memory lines each
+ * operation touches (counted, so independent of the cache).
  *
  * Traces (the same random numbers for every policy):
  *   random     16 B - 4 KiB uniform; each step picks one of 16384 slots and
@@ -15,7 +17,22 @@
  * 64 times during the slot traces, and after the frees of the fragment one);
  * and how full the region was (live bytes requested / 64 MiB) when the first
  * allocation failed (random and power-law: after the trace, keep allocating
- * seven times for each free until one fails). */
+ * seven times for each free until one fails).
+ *
+ * Time on a buffer twice the L3 cache is mostly cache misses: a miss costs
+ * 100-150 ns, a whole operation that hits 5-15 ns, so the worst case of any
+ * policy is set by how many misses one operation takes. Two more tables keep
+ * the algorithm apart from the memory system:
+ *   small   the same traces with SMALL_LEN bytes and the slot count scaled
+ *           by SMALL_LEN / 64 MiB (sizes unchanged): the buffer stays in the
+ *           L2 cache, so time is instructions and branches
+ *   lines   distinct 64-byte lines of block memory (headers, links, buddy
+ *           control bytes) each operation reads or writes, on the 64 MiB
+ *           traces: the misses an operation can take at most, besides the
+ *           region header and index state. Counted by this program built as
+ *           bench_region_probes against a library compiled with
+ *           TARN_REGION_PROBES, which main() runs last; the count is exact,
+ *           so one run is enough. */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,10 +40,20 @@
 #include "tarn.h"
 
 #define REGION_LEN ((size_t)64 << 20)
+#define SMALL_LEN ((size_t)512 << 10)
 #define SLOTS 16384
 #define MAX_OPS ((size_t)1 << 21)
 
-/* ---- time in TSC ticks: cheap enough to wrap each operation ------------- */
+/* ---- the cost of an operation: TSC ticks, or lines touched ------------- */
+#ifdef TARN_REGION_PROBES
+size_t tarn__region_probes_take(void);
+static uint64_t lines_total;
+/* Lines touched so far: the difference over an operation is its count. */
+static inline uint64_t ticks(void) {
+    lines_total += tarn__region_probes_take();
+    return lines_total;
+}
+#else
 static inline uint64_t ticks(void) {
 #if defined(__x86_64__)
     uint32_t lo, hi;
@@ -36,11 +63,16 @@ static inline uint64_t ticks(void) {
     return (uint64_t)bench_now_ns();
 #endif
 }
+#endif
 
 static double ns_per_tick;
 static uint64_t tick_overhead; /* of an empty ticks() pair, subtracted */
 
 static void calibrate(void) {
+#ifdef TARN_REGION_PROBES
+    ns_per_tick = 1;
+    return;
+#endif
     double t0 = bench_now_ns();
     uint64_t k0 = ticks();
     while (bench_now_ns() - t0 < 20e6) continue;
@@ -79,6 +111,8 @@ static double worst_ns(const costs_t *c) {
 /* ---- the allocator under test: a region or glibc ------------------------ */
 static tarn_region_t *region; /* NULL: glibc */
 static unsigned char *buffer;
+static size_t region_len = REGION_LEN;
+static size_t slots = SLOTS; /* scaled with region_len */
 
 static inline void *heap_alloc(size_t n) { return region ? tarn_region_alloc(region, n) : malloc(n); }
 static inline void heap_free(void *p) {
@@ -140,7 +174,7 @@ static double fill_until_failure(size_t n, size_t (*draw)(void)) {
         live_size[n++] = size;
         bytes += size;
     }
-    return (double)bytes / (double)REGION_LEN;
+    return (double)bytes / (double)region_len;
 }
 
 static void trace_slots(size_t steps, size_t (*draw)(void), run_t *out, bool measure_fill) {
@@ -148,7 +182,7 @@ static void trace_slots(size_t steps, size_t (*draw)(void), run_t *out, bool mea
     static size_t slot_size[SLOTS];
     memset(slot, 0, sizeof slot);
     for (size_t i = 0; i < steps; i++) {
-        uint32_t s = (uint32_t)(rnd() % SLOTS);
+        uint32_t s = (uint32_t)(rnd() % slots);
         uint64_t t0, t1;
         if (slot[s]) {
             t0 = ticks();
@@ -167,7 +201,7 @@ static void trace_slots(size_t steps, size_t (*draw)(void), run_t *out, bool mea
         if (measure_fill && i % (steps / 64) == 0) sample_frag(out);
     }
     size_t n = 0;
-    for (size_t s = 0; s < SLOTS; s++)
+    for (size_t s = 0; s < slots; s++)
         if (slot[s]) {
             live_p[n] = slot[s];
             live_size[n++] = slot_size[s];
@@ -211,7 +245,7 @@ static void trace_fragment(run_t *out, bool sample) {
         bytes += size;
     }
     if (sample) sample_frag(out);
-    out->fill = (double)bytes / (double)REGION_LEN;
+    out->fill = (double)bytes / (double)region_len;
 }
 
 enum { RANDOM, POWER, FRAGMENT, TRACES };
@@ -235,7 +269,7 @@ static result_t measure(int trace, int policy, int runs, size_t steps) {
     double am[16], fm[16];
     result_t res = {0};
     for (int run = 0; run < runs; run++) {
-        region = policy == GLIBC ? NULL : tarn_region_init(buffer, REGION_LEN, (tarn_policy_t)policy);
+        region = policy == GLIBC ? NULL : tarn_region_init(buffer, region_len, (tarn_policy_t)policy);
         run_t out = {.alloc = {a.min, 0, 0}, .free = {f.min, 0, 0}};
         rng = 0x9e3779b97f4a7c15ull + (uint64_t)trace;
         bool first = run == 0 && policy != GLIBC;
@@ -257,6 +291,65 @@ static result_t measure(int trace, int policy, int runs, size_t steps) {
     return res;
 }
 
+/* One table: every policy (and glibc if with_glibc) on every trace; returns
+ * TLSF's worst/mean alloc per trace in ratio[]. */
+static void table(int runs, size_t steps, bool with_glibc, bool with_fill, double ratio[TRACES],
+                  double glibc_ratio[TRACES]) {
+    const char *unit = ns_per_tick == 1 ? "lines" : "ns";
+    char a[32], aw[32], f[32], fw[32];
+    snprintf(a, sizeof a, "alloc %s", unit);
+    snprintf(aw, sizeof aw, "worst %s", unit);
+    snprintf(f, sizeof f, "free %s", unit);
+    snprintf(fw, sizeof fw, "worst %s", unit);
+    printf("%-10s %-9s %10s %11s %10s %11s", "trace", "policy", a, aw, f, fw);
+    if (with_fill) printf(" %6s %6s", "frag", "full");
+    printf("\n");
+    double tlsf_alloc[TRACES] = {0};
+    for (int t = 0; t < TRACES; t++) {
+        for (int p = 0; p <= GLIBC; p++) {
+            if (p == GLIBC && (!with_glibc || t == FRAGMENT)) continue; /* glibc never runs out */
+            result_t r = measure(t, p, runs, steps);
+            const char *name = p == GLIBC ? "glibc" : policy_names[p];
+            printf("%-10s %-9s %10.1f %11.0f %10.1f %11.0f", trace_names[t], name, r.alloc_mean,
+                   r.alloc_worst, r.free_mean, r.free_worst);
+            if (with_fill && p == GLIBC) printf(" %6s %6s", "-", "-");
+            else if (with_fill) printf(" %6.3f %5.1f%%", r.frag, 100 * r.fill);
+            printf("\n");
+            if (p == TARN_TLSF) {
+                ratio[t] = r.alloc_worst / r.alloc_mean;
+                tlsf_alloc[t] = r.alloc_mean;
+            }
+            if (p == GLIBC) glibc_ratio[t] = tlsf_alloc[t] / r.alloc_mean;
+        }
+    }
+}
+
+/* Prints TLSF's worst/mean alloc per trace against the 4x target. */
+static void target_line(const char *measure, const double ratio[TRACES]) {
+    bool met = true;
+    printf("tlsf worst/mean alloc, %s (target <= 4x):", measure);
+    for (int t = 0; t < TRACES; t++) {
+        printf(" %s %.1fx", trace_names[t], ratio[t]);
+        met &= ratio[t] <= 4;
+    }
+    printf(" -> %s\n", met ? "met" : "NOT MET");
+}
+
+#ifdef TARN_REGION_PROBES
+int main(void) {
+    buffer = malloc(REGION_LEN);
+    live_p = malloc(MAX_OPS * sizeof *live_p);
+    live_size = malloc(MAX_OPS * sizeof *live_size);
+    if (!buffer || !live_p || !live_size) return 1;
+    calibrate();
+    printf("\nregion, lines: distinct 64-byte lines of block memory each operation touches, "
+           "64 MiB, same traces\n");
+    double ratio[TRACES], unused[TRACES];
+    table(1, 100000, false, false, ratio, unused);
+    target_line("lines touched", ratio);
+    return 0;
+}
+#else
 int main(int argc, char **argv) {
     int full = bench_full(argc, argv);
     int runs = full ? 9 : 5;
@@ -271,28 +364,26 @@ int main(int argc, char **argv) {
     printf("\nregion: five policies on one 64 MiB buffer, %d runs, %zu steps per slot trace\n",
            runs, steps);
     bench_machine_line();
-    printf("%-10s %-9s %10s %11s %9s %10s %6s %6s\n", "trace", "policy", "alloc ns",
-           "alloc worst", "free ns", "free worst", "frag", "full");
-    double tlsf_ratio[TRACES], glibc_alloc[TRACES] = {0}, tlsf_alloc[TRACES];
-    for (int t = 0; t < TRACES; t++) {
-        for (int p = 0; p <= GLIBC; p++) {
-            if (p == GLIBC && t == FRAGMENT) continue; /* glibc never runs out */
-            result_t r = measure(t, p, runs, steps);
-            const char *name = p == GLIBC ? "glibc" : policy_names[p];
-            printf("%-10s %-9s %10.1f %11.0f %9.1f %10.0f", trace_names[t], name, r.alloc_mean,
-                   r.alloc_worst, r.free_mean, r.free_worst);
-            if (p == GLIBC) printf(" %6s %6s\n", "-", "-");
-            else printf(" %6.3f %5.1f%%\n", r.frag, 100 * r.fill);
-            if (p == TARN_TLSF) {
-                tlsf_ratio[t] = r.alloc_worst / r.alloc_mean;
-                tlsf_alloc[t] = r.alloc_mean;
-            }
-            if (p == GLIBC) glibc_alloc[t] = r.alloc_mean;
-        }
-    }
-    printf("tlsf worst/mean alloc (target <= 4x):");
-    for (int t = 0; t < TRACES; t++) printf(" %s %.1fx", trace_names[t], tlsf_ratio[t]);
-    printf("\ntlsf/glibc mean alloc time: random %.2f, power-law %.2f\n",
-           tlsf_alloc[RANDOM] / glibc_alloc[RANDOM], tlsf_alloc[POWER] / glibc_alloc[POWER]);
+    double big[TRACES], small[TRACES], vs_glibc[TRACES];
+    table(runs, steps, true, true, big, vs_glibc);
+    printf("tlsf/glibc mean alloc time: random %.2f, power-law %.2f\n", vs_glibc[RANDOM],
+           vs_glibc[POWER]);
+
+    region_len = SMALL_LEN;
+    slots = SLOTS * SMALL_LEN / REGION_LEN;
+    printf("\nregion, small: the same traces on a %zu KiB buffer (L2-resident), %zu slots\n",
+           SMALL_LEN >> 10, slots);
+    table(runs, steps, false, true, small, vs_glibc);
+    target_line("ns, 64 MiB (the table above)", big);
+    target_line("ns, 512 KiB cache-resident", small);
+    fflush(stdout);
+
+    /* The line counts come from the same program built with the counting
+     * library, next to this one. */
+    char probes[4096];
+    snprintf(probes, sizeof probes, "%s_probes", argv[0]);
+    execv(probes, (char *[]){probes, NULL});
+    printf("(no line counts: %s did not start)\n", probes);
     return 0;
 }
+#endif

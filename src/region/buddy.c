@@ -61,18 +61,31 @@ static unsigned order_for(size_t size) {
 
 static void push(tarn__buddy_state_t *st, tarn__span_t *s, size_t i, unsigned k) {
     free_block_t *b = block_at(s, i), *head = st->free[k];
+    TARN__PROBE(&s->ctrl[i]);
     s->ctrl[i] = (unsigned char)(START | FREE | k);
+    TARN__PROBE(b);
     b->prev = NULL;
     b->next = head;
-    if (head) head->prev = b;
+    if (head) {
+        TARN__PROBE(head);
+        head->prev = b;
+    }
     st->free[k] = b;
     st->nonempty |= (uint64_t)1 << k;
 }
 
 static void unlink_block(tarn__buddy_state_t *st, free_block_t *b, unsigned k) {
-    if (b->next) b->next->prev = b->prev;
-    if (b->prev) b->prev->next = b->next;
-    else if (!(st->free[k] = b->next)) st->nonempty &= ~((uint64_t)1 << k);
+    TARN__PROBE(b);
+    if (b->next) {
+        TARN__PROBE(b->next);
+        b->next->prev = b->prev;
+    }
+    if (b->prev) {
+        TARN__PROBE(b->prev);
+        b->prev->next = b->next;
+    } else if (!(st->free[k] = b->next)) {
+        st->nonempty &= ~((uint64_t)1 << k);
+    }
 }
 
 static void buddy_init(tarn_region_t *r, size_t len) {
@@ -124,6 +137,7 @@ static void *buddy_alloc(tarn_region_t *r, size_t size, size_t align) {
         j--;
         push(st, s, i + ((size_t)1 << j), j);
     }
+    TARN__PROBE(&s->ctrl[i]);
     s->ctrl[i] = (unsigned char)(START | k);
     r->used += ATOM << k;
     r->live++;
@@ -134,6 +148,7 @@ static void *buddy_alloc(tarn_region_t *r, size_t size, size_t align) {
  * reporting why p is not one. */
 static unsigned checked_order(tarn_region_t *r, tarn__span_t *s, void *p, const char *op) {
     size_t i = index_of(s, p);
+    TARN__PROBE(&s->ctrl[i]);
     unsigned c = s->ctrl[i];
     if ((uintptr_t)p % ATOM || !(c & START)) {
         tarn__report("%s of %p, which is not a block allocated from region %p (no block starts "
@@ -168,7 +183,9 @@ static void buddy_free(tarn_region_t *r, tarn__span_t *s, void *p) {
     size_t i = index_of(s, p), n = atoms(s);
     for (; k < ORDERS - 1; k++) {
         size_t buddy = i ^ ((size_t)1 << k);
-        if (buddy + ((size_t)1 << k) > n || s->ctrl[buddy] != (START | FREE | k)) break;
+        if (buddy + ((size_t)1 << k) > n) break;
+        TARN__PROBE(&s->ctrl[buddy]);
+        if (s->ctrl[buddy] != (START | FREE | k)) break;
         unlink_block(st, block_at(s, buddy), k);
         s->ctrl[i > buddy ? i : buddy] = 0;
         i &= buddy;

@@ -16,17 +16,33 @@ static inline tarn__fit_state_t *state(tarn_region_t *r) { return &r->u.fit; }
 
 /* Links b between prev and next (either may be NULL). */
 static void link_between(tarn__fit_state_t *f, block_t *b, block_t *prev, block_t *next) {
+    TARN__PROBE_LINKS(b);
     b->prev_free = prev;
     b->next_free = next;
-    if (prev) prev->next_free = b;
-    else f->head = b;
-    if (next) next->prev_free = b;
+    if (prev) {
+        TARN__PROBE_LINKS(prev);
+        prev->next_free = b;
+    } else {
+        f->head = b;
+    }
+    if (next) {
+        TARN__PROBE_LINKS(next);
+        next->prev_free = b;
+    }
 }
 
 static void unlink_block(tarn__fit_state_t *f, block_t *b) {
-    if (b->prev_free) b->prev_free->next_free = b->next_free;
-    else f->head = b->next_free;
-    if (b->next_free) b->next_free->prev_free = b->prev_free;
+    TARN__PROBE_LINKS(b);
+    if (b->prev_free) {
+        TARN__PROBE_LINKS(b->prev_free);
+        b->prev_free->next_free = b->next_free;
+    } else {
+        f->head = b->next_free;
+    }
+    if (b->next_free) {
+        TARN__PROBE_LINKS(b->next_free);
+        b->next_free->prev_free = b->prev_free;
+    }
     if (f->rover == b) f->rover = b->next_free;
 }
 
@@ -40,6 +56,7 @@ static void unlink_block(tarn__fit_state_t *f, block_t *b) {
 static block_t *nearest_free(block_t *b, bool *below) {
     block_t *down = b, *up = b;
     for (int i = 0; i < NEIGHBOUR_WALK && (down || up); i++) {
+        if (down) TARN__PROBE(&down->prev_size);
         down = down && down->prev_size ? (block_t *)((char *)down - down->prev_size) : NULL;
         if (down && tarn__tb_is_free(down)) {
             *below = true;
@@ -58,12 +75,16 @@ static void ao_insert(tarn_region_t *r, block_t *b, block_t *after) {
     tarn__fit_state_t *f = state(r);
     bool below = true;
     block_t *near = after ? after : nearest_free(b, &below);
+    if (near) TARN__PROBE_LINKS(near);
     if (near && !below) {
         link_between(f, b, near->prev_free, near);
         return;
     }
     if (!near)
-        for (block_t *c = f->head; c && c < b; c = c->next_free) near = c;
+        for (block_t *c = f->head; c && c < b; c = c->next_free) {
+            TARN__PROBE_LINKS(c);
+            near = c;
+        }
     tarn_assert(!near || near < b, "the block below lies below");
     link_between(f, b, near, near ? near->next_free : f->head);
 }
@@ -75,23 +96,30 @@ static void ao_moved(tarn_region_t *r, block_t *old, size_t old_size, block_t *b
     (void)old_size;
     if (old == b) return;
     tarn__fit_state_t *f = state(r);
+    TARN__PROBE_LINKS(old);
     link_between(f, b, old->prev_free, old->next_free);
     if (f->rover == old) f->rover = b;
 }
 
 static block_t *first_find(tarn_region_t *r, size_t size) {
-    for (block_t *b = state(r)->head; b; b = b->next_free)
+    for (block_t *b = state(r)->head; b; b = b->next_free) {
         if (tarn__tb_size(b) >= size) return b;
+        TARN__PROBE_LINKS(b);
+    }
     return NULL;
 }
 
 static block_t *next_find(tarn_region_t *r, size_t size) {
     tarn__fit_state_t *f = state(r);
     block_t *start = f->rover ? f->rover : f->head;
-    for (block_t *b = start; b; b = b->next_free)
+    for (block_t *b = start; b; b = b->next_free) {
         if (tarn__tb_size(b) >= size) return f->rover = b;
-    for (block_t *b = f->head; b && b != start; b = b->next_free)
+        TARN__PROBE_LINKS(b);
+    }
+    for (block_t *b = f->head; b && b != start; b = b->next_free) {
         if (tarn__tb_size(b) >= size) return f->rover = b;
+        TARN__PROBE_LINKS(b);
+    }
     return NULL;
 }
 

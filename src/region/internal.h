@@ -9,6 +9,7 @@
  *   tlsf.c    segregated lists, 32 per power of two, found through two bitmap
  *             levels: TLSF's index, and best fit's with each list sorted
  *   buddy.c   the buddy system, with control bytes beside the blocks
+ *   probe.c   counting build only: memory lines each operation touches
  *
  * Types:
  *   tarn_region_t   at the 16-aligned start of the first buffer: counters,
@@ -24,6 +25,18 @@
 #define TARN_REGION_INTERNAL_H
 
 #include "../internal.h"
+
+/* Every access to the memory of blocks (headers, links, buddy control bytes)
+ * names its address with TARN__PROBE. Normal builds compile it away; the
+ * counting build (-DTARN_REGION_PROBES, used by bench_region) records the
+ * distinct 64-byte lines each operation touches, the number of cache misses
+ * it can take at most beyond the region header and the index state. */
+#ifdef TARN_REGION_PROBES
+void tarn__region_probe(const volatile void *addr);
+#define TARN__PROBE(addr) tarn__region_probe(addr)
+#else
+#define TARN__PROBE(addr) ((void)0)
+#endif
 
 #define TARN__REGION_MAGIC 0x7461726e72656731ull /* "tarnreg1" */
 #define TARN__REGION_ALIGN ((size_t)16)          /* of every block and pointer */
@@ -54,8 +67,16 @@ typedef struct tarn__tblock {
 _Static_assert(TARN__TB_MIN == 32, "a free block holds its header and two links");
 _Static_assert(TARN__TB_HDR % TARN__REGION_ALIGN == 0, "payloads stay 16-aligned");
 
-static inline size_t tarn__tb_size(const tarn__tblock_t *b) { return b->head & TARN__TB_SIZE_MASK; }
-static inline bool tarn__tb_is_free(const tarn__tblock_t *b) { return b->head & TARN__TB_FREE; }
+static inline size_t tarn__tb_size(const tarn__tblock_t *b) {
+    TARN__PROBE(&b->head);
+    return b->head & TARN__TB_SIZE_MASK;
+}
+static inline bool tarn__tb_is_free(const tarn__tblock_t *b) {
+    TARN__PROBE(&b->head);
+    return b->head & TARN__TB_FREE;
+}
+/* The free-list links of b, for probing (both lie in one 16-byte unit). */
+#define TARN__PROBE_LINKS(b) TARN__PROBE(&(b)->next_free)
 static inline tarn__tblock_t *tarn__tb_next(const tarn__tblock_t *b) {
     return (tarn__tblock_t *)((char *)b + tarn__tb_size(b));
 }

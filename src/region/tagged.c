@@ -38,18 +38,30 @@ static inline size_t tag_of(const block_t *b) {
     return (size_t)(((uint64_t)(uintptr_t)b * 0x9e3779b97f4a7c15ull) >> TARN__TB_TAG_SHIFT)
            << TARN__TB_TAG_SHIFT;
 }
-static inline bool tag_ok(const block_t *b) { return (b->head & TAG_MASK) == tag_of(b); }
+static inline bool tag_ok(const block_t *b) {
+    TARN__PROBE(&b->head);
+    return (b->head & TAG_MASK) == tag_of(b);
+}
 static inline void set_head(block_t *b, size_t size, size_t free_bit) {
+    TARN__PROBE(&b->head);
     b->head = size | free_bit | tag_of(b);
 }
+static inline size_t prev_size(const block_t *b) {
+    TARN__PROBE(&b->prev_size);
+    return b->prev_size;
+}
+static inline void set_prev_size(block_t *b, size_t size) {
+    TARN__PROBE(&b->prev_size);
+    b->prev_size = size;
+}
 static inline block_t *at(const void *p, size_t off) { return (block_t *)((char *)p + off); }
-static inline block_t *prev_of(const block_t *b) { return (block_t *)((char *)b - b->prev_size); }
+static inline block_t *prev_of(const block_t *b) { return (block_t *)((char *)b - prev_size(b)); }
 static inline block_t *block_of(const void *payload) { return (block_t *)((char *)payload - HDR); }
 
 /* Writes a block of `size` at b and the tag in its successor that points back. */
 static inline void put_block(block_t *b, size_t size, size_t free_bit) {
     set_head(b, size, free_bit);
-    at(b, size)->prev_size = size;
+    set_prev_size(at(b, size), size);
 }
 
 /* Block size for a request, 0 if none can be that large. */
@@ -64,7 +76,7 @@ static int tagged_add(tarn_region_t *r, tarn__span_t *s) {
     if (area > TARN__TB_MAX_BLOCK + HDR) area = TARN__TB_MAX_BLOCK + HDR;
     if (area < MIN_BLOCK + HDR) return -1;
     block_t *first = (block_t *)s->start;
-    first->prev_size = 0;
+    set_prev_size(first, 0);
     put_block(first, area - HDR, TARN__TB_FREE);
     set_head(at(first, area - HDR), 0, 0);
     s->end = s->start + area;
@@ -78,7 +90,7 @@ static void *take(tarn_region_t *r, block_t *b, size_t need) {
     size_t size = tarn__tb_size(b);
     if (size - need >= MIN_BLOCK) {
         block_t *rest = at(b, need);
-        rest->prev_size = need;
+        set_prev_size(rest, need);
         put_block(rest, size - need, TARN__TB_FREE);
         index_of(r)->moved(r, b, size, rest);
         size = need;
@@ -102,12 +114,12 @@ static void *take_aligned(tarn_region_t *r, block_t *b, size_t need, size_t alig
     size_t size = tarn__tb_size(b);
     block_t *mid = at(b, lead);
     set_head(b, lead, TARN__TB_FREE);
-    mid->prev_size = lead;
+    set_prev_size(mid, lead);
     index_of(r)->moved(r, b, size, b);
     size -= lead;
     if (size - need >= MIN_BLOCK) {
         block_t *tail = at(mid, need);
-        tail->prev_size = need;
+        set_prev_size(tail, need);
         put_block(tail, size - need, TARN__TB_FREE);
         index_of(r)->insert(r, tail, b);
         size = need;
@@ -147,7 +159,7 @@ static block_t *checked_block(tarn_region_t *r, tarn__span_t *s, void *p, const 
         return NULL;
     }
     if (size < MIN_BLOCK || size > (size_t)(s->end - (char *)b) - HDR ||
-        at(b, size)->prev_size != size) {
+        prev_size(at(b, size)) != size) {
         tarn__report("%s of %p in region %p: block header overwritten (size %zu)", op, p,
                      (void *)r, size);
         return NULL;
@@ -168,16 +180,16 @@ static void tagged_free(tarn_region_t *r, tarn__span_t *s, void *p) {
     r->used -= size;
     r->live--;
     block_t *next = at(b, size);
-    if (b->prev_size && tarn__tb_is_free(prev_of(b))) {
+    if (prev_size(b) && tarn__tb_is_free(prev_of(b))) {
         block_t *prev = prev_of(b);
-        size_t prev_size = tarn__tb_size(prev);
+        size_t prev_bytes = tarn__tb_size(prev);
         if (tarn__tb_is_free(next)) {
             ix->remove(r, next);
             size += tarn__tb_size(next);
         }
         set_head(b, size, TARN__TB_FREE); /* a stale header still says free */
-        put_block(prev, prev_size + size, TARN__TB_FREE);
-        ix->moved(r, prev, prev_size, prev);
+        put_block(prev, prev_bytes + size, TARN__TB_FREE);
+        ix->moved(r, prev, prev_bytes, prev);
     } else if (tarn__tb_is_free(next)) {
         size_t next_size = tarn__tb_size(next);
         put_block(b, size + next_size, TARN__TB_FREE);
@@ -193,7 +205,7 @@ static void tagged_free(tarn_region_t *r, tarn__span_t *s, void *p) {
 static void shrink(tarn_region_t *r, block_t *b, size_t size, size_t need) {
     block_t *next = at(b, size), *tail = at(b, need);
     set_head(b, need, 0);
-    tail->prev_size = need;
+    set_prev_size(tail, need);
     if (tarn__tb_is_free(next)) {
         size_t next_size = tarn__tb_size(next);
         put_block(tail, size - need + next_size, TARN__TB_FREE);
@@ -211,11 +223,12 @@ static bool grow(tarn_region_t *r, block_t *b, size_t size, size_t need) {
     block_t *next = at(b, size);
     if (!tarn__tb_is_free(next) || size + tarn__tb_size(next) < need) return false;
     size_t total = size + tarn__tb_size(next);
+    TARN__PROBE_LINKS(next);
     block_t *after = next->prev_free;
     index_of(r)->remove(r, next);
     if (total - need >= MIN_BLOCK) {
         block_t *rest = at(b, need);
-        rest->prev_size = need;
+        set_prev_size(rest, need);
         put_block(rest, total - need, TARN__TB_FREE);
         index_of(r)->insert(r, rest, after);
         total = need;

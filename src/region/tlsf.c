@@ -54,10 +54,15 @@ static inline tarn__tlsf_state_t *state(tarn_region_t *r) { return &r->u.tlsf; }
 
 /* Links b into list fl.sl after prev (NULL: at the head). */
 static void link_after(tarn__tlsf_state_t *t, block_t *b, unsigned fl, unsigned sl, block_t *prev) {
+    if (prev) TARN__PROBE_LINKS(prev);
     block_t *next = prev ? prev->next_free : t->heads[fl][sl];
+    TARN__PROBE_LINKS(b);
     b->prev_free = prev;
     b->next_free = next;
-    if (next) next->prev_free = b;
+    if (next) {
+        TARN__PROBE_LINKS(next);
+        next->prev_free = b;
+    }
     if (prev) {
         prev->next_free = b;
         return;
@@ -77,8 +82,13 @@ static void tlsf_insert(tarn_region_t *r, block_t *b, block_t *after) {
 /* Unlinks b from the list of its size when it was inserted. */
 static void unlink_sized(tarn_region_t *r, block_t *b, size_t size) {
     tarn__tlsf_state_t *t = state(r);
-    if (b->next_free) b->next_free->prev_free = b->prev_free;
+    TARN__PROBE_LINKS(b);
+    if (b->next_free) {
+        TARN__PROBE_LINKS(b->next_free);
+        b->next_free->prev_free = b->prev_free;
+    }
     if (b->prev_free) {
+        TARN__PROBE_LINKS(b->prev_free);
         b->prev_free->next_free = b->next_free;
         return;
     }
@@ -128,7 +138,10 @@ static void best_insert(tarn_region_t *r, block_t *b, block_t *after) {
     unsigned fl, sl;
     tarn__tlsf_class(tarn__tb_size(b), &fl, &sl);
     block_t *prev = NULL;
-    for (block_t *c = t->heads[fl][sl]; c && smaller(c, b); c = c->next_free) prev = c;
+    for (block_t *c = t->heads[fl][sl]; c && smaller(c, b); c = c->next_free) {
+        TARN__PROBE_LINKS(c);
+        prev = c;
+    }
     link_after(t, b, fl, sl, prev);
 }
 
@@ -142,8 +155,10 @@ static block_t *best_find(tarn_region_t *r, size_t size) {
     unsigned fl, sl;
     tarn__tlsf_class(size, &fl, &sl);
     if (fl >= TARN__TLSF_FL) return NULL;
-    for (block_t *b = t->heads[fl][sl]; b; b = b->next_free)
+    for (block_t *b = t->heads[fl][sl]; b; b = b->next_free) {
         if (tarn__tb_size(b) >= size) return b;
+        TARN__PROBE_LINKS(b);
+    }
     return first_at_or_above(t, fl, sl + 1);
 }
 
