@@ -12,7 +12,11 @@
 
 typedef tarn__tblock_t block_t;
 
-static inline tarn__fit_state_t *state(tarn_region_t *r) { return &r->u.fit; }
+/* The list head and the rover share one 16-byte unit: one probe for both. */
+static inline tarn__fit_state_t *state(tarn_region_t *r) {
+    TARN__PROBE(&r->u.fit);
+    return &r->u.fit;
+}
 
 /* Links b between prev and next (either may be NULL). */
 static void link_between(tarn__fit_state_t *f, block_t *b, block_t *prev, block_t *next) {

@@ -22,6 +22,13 @@ static inline const tarn__region_ops_t *ops_of(const tarn_region_t *r) {
     return policies[r->policy].ops;
 }
 
+/* The region header starts a cache line, so the fields every operation
+ * reads or writes (magic, policy, counters, span list) and TLSF's first-level
+ * bitmap with the second-level bitmaps of sizes below 2 KiB share one line. */
+#define HEADER_ALIGN ((size_t)64)
+_Static_assert(offsetof(tarn_region_t, u) + sizeof(uint32_t) * 4 <= HEADER_ALIGN,
+               "TLSF's fl_map and sl_map[0..2] share the header's line");
+
 /* Bytes of the region header: the common fields and this policy's state. */
 static size_t header_size(tarn_policy_t policy) {
     return tarn__align_up(offsetof(tarn_region_t, u) + policies[policy].state_size,
@@ -30,14 +37,24 @@ static size_t header_size(tarn_policy_t policy) {
 
 /* A bad r is reported once; callers then fail with EINVAL. */
 static bool region_ok(const tarn_region_t *r, const char *op) {
+    if (r) {
+        /* Every operation reads these and updates the counters. */
+        TARN__PROBE(&r->magic);
+        TARN__PROBE(&r->policy);
+        TARN__PROBE(&r->used);
+        TARN__PROBE(&r->live);
+        TARN__PROBE(&r->spans);
+    }
     if (tarn__likely(r && r->magic == TARN__REGION_MAGIC)) return true;
     tarn__report("%s on %p, which is not a tarn region (bad magic)", op, (const void *)r);
     return false;
 }
 
 tarn__span_t *tarn__region_span_of(const tarn_region_t *r, const void *p) {
-    for (tarn__span_t *s = r->spans; s; s = s->next)
+    for (tarn__span_t *s = r->spans; s; s = s->next) {
+        TARN__PROBE(s);
         if ((const char *)p >= s->start && (const char *)p < s->end) return s;
+    }
     return NULL;
 }
 
@@ -63,7 +80,7 @@ tarn_region_t *tarn_region_init(void *buf, size_t len, tarn_policy_t policy) {
         errno = EINVAL;
         return NULL;
     }
-    uintptr_t at = tarn__align_up(lo, TARN__REGION_ALIGN);
+    uintptr_t at = tarn__align_up(lo, HEADER_ALIGN);
     size_t hdr = header_size(policy);
     if (at + hdr + sizeof(tarn__span_t) > hi) {
         errno = EINVAL;

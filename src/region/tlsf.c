@@ -55,6 +55,7 @@ static inline tarn__tlsf_state_t *state(tarn_region_t *r) { return &r->u.tlsf; }
 /* Links b into list fl.sl after prev (NULL: at the head). */
 static void link_after(tarn__tlsf_state_t *t, block_t *b, unsigned fl, unsigned sl, block_t *prev) {
     if (prev) TARN__PROBE_LINKS(prev);
+    TARN__PROBE(&t->heads[fl][sl]);
     block_t *next = prev ? prev->next_free : t->heads[fl][sl];
     TARN__PROBE_LINKS(b);
     b->prev_free = prev;
@@ -68,7 +69,9 @@ static void link_after(tarn__tlsf_state_t *t, block_t *b, unsigned fl, unsigned 
         return;
     }
     t->heads[fl][sl] = b;
+    TARN__PROBE(&t->sl_map[fl]);
     t->sl_map[fl] |= 1u << sl;
+    TARN__PROBE(&t->fl_map);
     t->fl_map |= 1u << fl;
 }
 
@@ -95,10 +98,15 @@ static void unlink_sized(tarn_region_t *r, block_t *b, size_t size) {
     unsigned fl, sl;
     tarn__tlsf_class(size, &fl, &sl);
     tarn_assert(t->heads[fl][sl] == b, "a block without a predecessor heads its list");
+    TARN__PROBE(&t->heads[fl][sl]);
     t->heads[fl][sl] = b->next_free;
     if (b->next_free) return;
+    TARN__PROBE(&t->sl_map[fl]);
     t->sl_map[fl] &= ~(1u << sl);
-    if (!t->sl_map[fl]) t->fl_map &= ~(1u << fl);
+    if (!t->sl_map[fl]) {
+        TARN__PROBE(&t->fl_map);
+        t->fl_map &= ~(1u << fl);
+    }
 }
 
 static void tlsf_remove(tarn_region_t *r, block_t *b) { unlink_sized(r, b, tarn__tb_size(b)); }
@@ -111,13 +119,17 @@ static void tlsf_moved(tarn_region_t *r, block_t *old, size_t old_size, block_t 
 /* The head of the first non-empty list at or above class fl.sl, or NULL. */
 static block_t *first_at_or_above(tarn__tlsf_state_t *t, unsigned fl, unsigned sl) {
     if (fl >= TARN__TLSF_FL) return NULL;
+    TARN__PROBE(&t->sl_map[fl]);
     uint32_t sl_map = sl < TARN__TLSF_SL ? t->sl_map[fl] & (~0u << sl) : 0;
     if (!sl_map) {
+        TARN__PROBE(&t->fl_map);
         uint32_t fl_map = fl + 1 < TARN__TLSF_FL ? t->fl_map & (~0u << (fl + 1)) : 0;
         if (!fl_map) return NULL;
         fl = (unsigned)__builtin_ctz(fl_map);
+        TARN__PROBE(&t->sl_map[fl]);
         sl_map = t->sl_map[fl];
     }
+    TARN__PROBE(&t->heads[fl][__builtin_ctz(sl_map)]);
     return t->heads[fl][__builtin_ctz(sl_map)];
 }
 
@@ -138,6 +150,7 @@ static void best_insert(tarn_region_t *r, block_t *b, block_t *after) {
     unsigned fl, sl;
     tarn__tlsf_class(tarn__tb_size(b), &fl, &sl);
     block_t *prev = NULL;
+    TARN__PROBE(&t->heads[fl][sl]);
     for (block_t *c = t->heads[fl][sl]; c && smaller(c, b); c = c->next_free) {
         TARN__PROBE_LINKS(c);
         prev = c;
@@ -155,6 +168,7 @@ static block_t *best_find(tarn_region_t *r, size_t size) {
     unsigned fl, sl;
     tarn__tlsf_class(size, &fl, &sl);
     if (fl >= TARN__TLSF_FL) return NULL;
+    TARN__PROBE(&t->heads[fl][sl]);
     for (block_t *b = t->heads[fl][sl]; b; b = b->next_free) {
         if (tarn__tb_size(b) >= size) return b;
         TARN__PROBE_LINKS(b);
