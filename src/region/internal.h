@@ -26,11 +26,12 @@
 
 #include "../internal.h"
 
-/* Every access to the memory of blocks (headers, links, buddy control bytes)
+/* Every access an operation makes to the caller's buffer (block headers and
+ * links, buddy control bytes, the region header, the policy's index, spans)
  * names its address with TARN__PROBE. Normal builds compile it away; the
  * counting build (-DTARN_REGION_PROBES, used by bench_region) records the
- * distinct 64-byte lines each operation touches, the number of cache misses
- * it can take at most beyond the region header and the index state. */
+ * distinct 64-byte lines each operation touches: the most cache misses it
+ * can take, a measure of its work that does not depend on the cache. */
 #ifdef TARN_REGION_PROBES
 void tarn__region_probe(const volatile void *addr);
 #define TARN__PROBE(addr) tarn__region_probe(addr)

@@ -1,6 +1,6 @@
 /* The counting build of the region (compiled with -DTARN_REGION_PROBES for
  * bench_region's operation counts; empty otherwise): TARN__PROBE records the
- * distinct 64-byte lines of block memory touched since the last
+ * distinct 64-byte lines of the buffer touched since the last
  * tarn__region_probes_take(). One operation of a list policy can touch many
  * lines, so only the most recent few are remembered for deduplication; a
  * line touched again after that counts again (list walks visit distinct
