@@ -535,6 +535,34 @@ ParameterizedTest(tarn_policy_t *p, region, each_policy_picks_its_hole) {
     cr_assert_eq(tarn_region_check(r), 0);
 }
 
+/* Three free blocks of one size class, the list head taken by an allocation
+ * (TLSF and best fit then leave the new head's back link stale), and the new
+ * head merged away by freeing its neighbour: the lists stay consistent. */
+ALL_POLICIES(list_head_taken_then_merged)
+ParameterizedTest(tarn_policy_t *p, region, list_head_taken_then_merged) {
+    tarn_region_t *r = make(*p, buf, 1 << 18);
+    tarn_region_stats_t fresh = stats_of(r);
+    void *blk[3], *gap[3];
+    for (int i = 0; i < 3; i++) {
+        blk[i] = tarn_region_alloc(r, 100);
+        gap[i] = tarn_region_alloc(r, 100);
+    }
+    for (int i = 0; i < 3; i++) tarn_region_free(r, blk[i]);
+    cr_assert_eq(tarn_region_check(r), 0);
+    void *again = tarn_region_alloc(r, 100);
+    if (*p != TARN_NEXT_FIT) /* which goes on from where it stopped */
+        cr_assert(again == blk[0] || again == blk[1] || again == blk[2], "%s reuses a hole",
+                  names[*p]);
+    cr_assert_eq(tarn_region_check(r), 0);
+    for (int i = 0; i < 3; i++) {
+        tarn_region_free(r, gap[i]);
+        cr_assert_eq(tarn_region_check(r), 0, "%s: after freeing gap %d", names[*p], i);
+    }
+    tarn_region_free(r, again);
+    cr_assert_eq(tarn_region_check(r), 0);
+    assert_same_stats(stats_of(r), fresh, "all freed");
+}
+
 /* TLSF's size classes: every block size lies in its class, and the rounded
  * search size starts a class whose every block fits the request. */
 Test(region, tlsf_classes_round_trip) {

@@ -44,8 +44,8 @@ typedef struct free_block {
 _Static_assert(sizeof(free_block_t) <= ATOM, "a free atom holds its links");
 
 static inline tarn__buddy_state_t *state(tarn_region_t *r) {
-    TARN__PROBE(&r->u.buddy.nonempty);
-    TARN__PROBE(&r->u.buddy.max_align);
+    TARN__PROBE_INDEX(&r->u.buddy.nonempty);
+    TARN__PROBE_INDEX(&r->u.buddy.max_align);
     return &r->u.buddy;
 }
 static inline size_t atoms(const tarn__span_t *s) { return (size_t)(s->end - s->start) / ATOM; }
@@ -64,7 +64,7 @@ static unsigned order_for(size_t size) {
 }
 
 static void push(tarn__buddy_state_t *st, tarn__span_t *s, size_t i, unsigned k) {
-    TARN__PROBE(&st->free[k]);
+    TARN__PROBE_INDEX(&st->free[k]);
     free_block_t *b = block_at(s, i), *head = st->free[k];
     TARN__PROBE(&s->ctrl[i]);
     s->ctrl[i] = (unsigned char)(START | FREE | k);
@@ -89,7 +89,7 @@ static void unlink_block(tarn__buddy_state_t *st, free_block_t *b, unsigned k) {
         TARN__PROBE(b->prev);
         b->prev->next = b->next;
     } else {
-        TARN__PROBE(&st->free[k]);
+        TARN__PROBE_INDEX(&st->free[k]);
         st->free[k] = b->next;
         if (!b->next) st->nonempty &= ~((uint64_t)1 << k);
     }
@@ -136,7 +136,7 @@ static void *buddy_alloc(tarn_region_t *r, size_t size, size_t align) {
         return NULL;
     }
     unsigned j = (unsigned)__builtin_ctzll(fits);
-    TARN__PROBE(&st->free[j]);
+    TARN__PROBE_INDEX(&st->free[j]);
     free_block_t *b = st->free[j];
     tarn__span_t *s = tarn__region_span_of(r, b);
     size_t i = index_of(s, b);

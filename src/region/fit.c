@@ -14,7 +14,7 @@ typedef tarn__tblock_t block_t;
 
 /* The list head and the rover share one 16-byte unit: one probe for both. */
 static inline tarn__fit_state_t *state(tarn_region_t *r) {
-    TARN__PROBE(&r->u.fit);
+    TARN__PROBE_INDEX(&r->u.fit);
     return &r->u.fit;
 }
 

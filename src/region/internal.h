@@ -26,17 +26,21 @@
 
 #include "../internal.h"
 
-/* Every access an operation makes to the caller's buffer (block headers and
- * links, buddy control bytes, the region header, the policy's index, spans)
- * names its address with TARN__PROBE. Normal builds compile it away; the
+/* Every access an operation makes to the caller's buffer names its address:
+ * TARN__PROBE for the memory of blocks (headers, links, buddy control
+ * bytes), spread over the whole buffer, TARN__PROBE_INDEX for the region
+ * header, the policy's index and the span headers, a few KiB that stay in
+ * cache while the region is in use. Normal builds compile both away; the
  * counting build (-DTARN_REGION_PROBES, used by bench_region) records the
  * distinct 64-byte lines each operation touches: the most cache misses it
  * can take, a measure of its work that does not depend on the cache. */
 #ifdef TARN_REGION_PROBES
-void tarn__region_probe(const volatile void *addr);
-#define TARN__PROBE(addr) tarn__region_probe(addr)
+void tarn__region_probe(const volatile void *addr, bool block);
+#define TARN__PROBE(addr) tarn__region_probe(addr, true)
+#define TARN__PROBE_INDEX(addr) tarn__region_probe(addr, false)
 #else
 #define TARN__PROBE(addr) ((void)0)
+#define TARN__PROBE_INDEX(addr) ((void)0)
 #endif
 
 #define TARN__REGION_MAGIC 0x7461726e72656731ull /* "tarnreg1" */

@@ -1,33 +1,50 @@
 /* The counting build of the region (compiled with -DTARN_REGION_PROBES for
- * bench_region's operation counts; empty otherwise): TARN__PROBE records the
+ * bench_region's operation counts; empty otherwise): the probes record the
  * distinct 64-byte lines of the buffer touched since the last
- * tarn__region_probes_take(). One operation of a list policy can touch many
- * lines, so only the most recent few are remembered for deduplication; a
- * line touched again after that counts again (list walks visit distinct
- * blocks, so this overcounts nothing that matters). Single-threaded, like
- * the benchmark. */
+ * tarn__region_probes_take(), and how many of them hold blocks. The lines
+ * of the current operation are kept in a small open-addressed table; past
+ * SEEN / 2 of them (only the searches of first, next and best fit get there)
+ * a line counts again unless it is the one just touched, so those long walks
+ * are counted per block visited. A line counts as a block line if its first
+ * probe says so. Single-threaded, like the benchmark. */
 #ifdef TARN_REGION_PROBES
 #include "region/internal.h"
 
-#define RECENT 32
+#define SEEN 1024 /* power of two */
 
-static uintptr_t recent[RECENT];
-static size_t touched;
+static uintptr_t seen_line[SEEN], last_line;
+static uint32_t seen_op[SEEN]; /* == op when seen_line is of this operation */
+static uint32_t op = 1;
+static size_t touched, block_lines;
 
-void tarn__region_probe(const volatile void *addr) {
-    uintptr_t line = (uintptr_t)addr >> 6;
-    size_t n = touched < RECENT ? touched : RECENT;
-    for (size_t i = 0; i < n; i++)
-        if (recent[i] == line) return;
-    recent[touched % RECENT] = line;
-    touched++;
+/* False if line was already seen in this operation, else records it. */
+static bool first_touch(uintptr_t line) {
+    if (line == last_line) return false;
+    last_line = line;
+    if (touched >= SEEN / 2) return true;
+    size_t h = (size_t)((line * 0x9e3779b97f4a7c15ull) >> 54) & (SEEN - 1);
+    for (; seen_op[h] == op; h = (h + 1) & (SEEN - 1))
+        if (seen_line[h] == line) return false;
+    seen_op[h] = op;
+    seen_line[h] = line;
+    return true;
 }
 
-/* Lines touched since the last call, and starts a new count. */
-TARN_API size_t tarn__region_probes_take(void);
-size_t tarn__region_probes_take(void) {
+void tarn__region_probe(const volatile void *addr, bool block) {
+    if (!first_touch((uintptr_t)addr >> 6)) return;
+    touched++;
+    block_lines += block;
+}
+
+/* Lines touched since the last call, *blocks of them holding blocks; starts
+ * a new count. */
+TARN_API size_t tarn__region_probes_take(size_t *blocks);
+size_t tarn__region_probes_take(size_t *blocks) {
     size_t n = touched;
-    touched = 0;
+    *blocks = block_lines;
+    touched = block_lines = 0;
+    last_line = 0;
+    op++;
     return n;
 }
 #endif

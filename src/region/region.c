@@ -39,11 +39,11 @@ static size_t header_size(tarn_policy_t policy) {
 static bool region_ok(const tarn_region_t *r, const char *op) {
     if (r) {
         /* Every operation reads these and updates the counters. */
-        TARN__PROBE(&r->magic);
-        TARN__PROBE(&r->policy);
-        TARN__PROBE(&r->used);
-        TARN__PROBE(&r->live);
-        TARN__PROBE(&r->spans);
+        TARN__PROBE_INDEX(&r->magic);
+        TARN__PROBE_INDEX(&r->policy);
+        TARN__PROBE_INDEX(&r->used);
+        TARN__PROBE_INDEX(&r->live);
+        TARN__PROBE_INDEX(&r->spans);
     }
     if (tarn__likely(r && r->magic == TARN__REGION_MAGIC)) return true;
     tarn__report("%s on %p, which is not a tarn region (bad magic)", op, (const void *)r);
@@ -52,7 +52,7 @@ static bool region_ok(const tarn_region_t *r, const char *op) {
 
 tarn__span_t *tarn__region_span_of(const tarn_region_t *r, const void *p) {
     for (tarn__span_t *s = r->spans; s; s = s->next) {
-        TARN__PROBE(s);
+        TARN__PROBE_INDEX(s);
         if ((const char *)p >= s->start && (const char *)p < s->end) return s;
     }
     return NULL;

@@ -55,7 +55,7 @@ static inline tarn__tlsf_state_t *state(tarn_region_t *r) { return &r->u.tlsf; }
 /* Links b into list fl.sl after prev (NULL: at the head). */
 static void link_after(tarn__tlsf_state_t *t, block_t *b, unsigned fl, unsigned sl, block_t *prev) {
     if (prev) TARN__PROBE_LINKS(prev);
-    TARN__PROBE(&t->heads[fl][sl]);
+    TARN__PROBE_INDEX(&t->heads[fl][sl]);
     block_t *next = prev ? prev->next_free : t->heads[fl][sl];
     TARN__PROBE_LINKS(b);
     b->prev_free = prev;
@@ -69,9 +69,9 @@ static void link_after(tarn__tlsf_state_t *t, block_t *b, unsigned fl, unsigned 
         return;
     }
     t->heads[fl][sl] = b;
-    TARN__PROBE(&t->sl_map[fl]);
+    TARN__PROBE_INDEX(&t->sl_map[fl]);
     t->sl_map[fl] |= 1u << sl;
-    TARN__PROBE(&t->fl_map);
+    TARN__PROBE_INDEX(&t->fl_map);
     t->fl_map |= 1u << fl;
 }
 
@@ -82,29 +82,33 @@ static void tlsf_insert(tarn_region_t *r, block_t *b, block_t *after) {
     link_after(state(r), b, fl, sl, NULL);
 }
 
-/* Unlinks b from the list of its size when it was inserted. */
+/* Unlinks b from the list of its size when it was inserted. The head of a
+ * list is known from heads[][], not from its prev_free, which may be stale:
+ * popping a head leaves the next block's prev_free alone, so an allocation
+ * does not touch that block's memory (a cache miss, often). Every block but
+ * a head has an exact prev_free, since a push writes the old head's. */
 static void unlink_sized(tarn_region_t *r, block_t *b, size_t size) {
     tarn__tlsf_state_t *t = state(r);
-    TARN__PROBE_LINKS(b);
-    if (b->next_free) {
-        TARN__PROBE_LINKS(b->next_free);
-        b->next_free->prev_free = b->prev_free;
-    }
-    if (b->prev_free) {
-        TARN__PROBE_LINKS(b->prev_free);
-        b->prev_free->next_free = b->next_free;
-        return;
-    }
     unsigned fl, sl;
     tarn__tlsf_class(size, &fl, &sl);
-    tarn_assert(t->heads[fl][sl] == b, "a block without a predecessor heads its list");
-    TARN__PROBE(&t->heads[fl][sl]);
-    t->heads[fl][sl] = b->next_free;
-    if (b->next_free) return;
-    TARN__PROBE(&t->sl_map[fl]);
+    TARN__PROBE_INDEX(&t->heads[fl][sl]);
+    TARN__PROBE_LINKS(b);
+    block_t *next = b->next_free;
+    if (t->heads[fl][sl] != b) {
+        TARN__PROBE_LINKS(b->prev_free);
+        b->prev_free->next_free = next;
+        if (next) {
+            TARN__PROBE_LINKS(next);
+            next->prev_free = b->prev_free;
+        }
+        return;
+    }
+    t->heads[fl][sl] = next;
+    if (next) return;
+    TARN__PROBE_INDEX(&t->sl_map[fl]);
     t->sl_map[fl] &= ~(1u << sl);
     if (!t->sl_map[fl]) {
-        TARN__PROBE(&t->fl_map);
+        TARN__PROBE_INDEX(&t->fl_map);
         t->fl_map &= ~(1u << fl);
     }
 }
@@ -119,17 +123,17 @@ static void tlsf_moved(tarn_region_t *r, block_t *old, size_t old_size, block_t 
 /* The head of the first non-empty list at or above class fl.sl, or NULL. */
 static block_t *first_at_or_above(tarn__tlsf_state_t *t, unsigned fl, unsigned sl) {
     if (fl >= TARN__TLSF_FL) return NULL;
-    TARN__PROBE(&t->sl_map[fl]);
+    TARN__PROBE_INDEX(&t->sl_map[fl]);
     uint32_t sl_map = sl < TARN__TLSF_SL ? t->sl_map[fl] & (~0u << sl) : 0;
     if (!sl_map) {
-        TARN__PROBE(&t->fl_map);
+        TARN__PROBE_INDEX(&t->fl_map);
         uint32_t fl_map = fl + 1 < TARN__TLSF_FL ? t->fl_map & (~0u << (fl + 1)) : 0;
         if (!fl_map) return NULL;
         fl = (unsigned)__builtin_ctz(fl_map);
-        TARN__PROBE(&t->sl_map[fl]);
+        TARN__PROBE_INDEX(&t->sl_map[fl]);
         sl_map = t->sl_map[fl];
     }
-    TARN__PROBE(&t->heads[fl][__builtin_ctz(sl_map)]);
+    TARN__PROBE_INDEX(&t->heads[fl][__builtin_ctz(sl_map)]);
     return t->heads[fl][__builtin_ctz(sl_map)];
 }
 
@@ -150,7 +154,7 @@ static void best_insert(tarn_region_t *r, block_t *b, block_t *after) {
     unsigned fl, sl;
     tarn__tlsf_class(tarn__tb_size(b), &fl, &sl);
     block_t *prev = NULL;
-    TARN__PROBE(&t->heads[fl][sl]);
+    TARN__PROBE_INDEX(&t->heads[fl][sl]);
     for (block_t *c = t->heads[fl][sl]; c && smaller(c, b); c = c->next_free) {
         TARN__PROBE_LINKS(c);
         prev = c;
@@ -168,7 +172,7 @@ static block_t *best_find(tarn_region_t *r, size_t size) {
     unsigned fl, sl;
     tarn__tlsf_class(size, &fl, &sl);
     if (fl >= TARN__TLSF_FL) return NULL;
-    TARN__PROBE(&t->heads[fl][sl]);
+    TARN__PROBE_INDEX(&t->heads[fl][sl]);
     for (block_t *b = t->heads[fl][sl]; b; b = b->next_free) {
         if (tarn__tb_size(b) >= size) return b;
         TARN__PROBE_LINKS(b);
@@ -183,7 +187,7 @@ static long check_one(const tarn_region_t *r, unsigned fl, unsigned sl, long lim
     const block_t *prev = NULL;
     for (const block_t *b = r->u.tlsf.heads[fl][sl]; b; prev = b, b = b->next_free) {
         unsigned f, s;
-        if (++n > limit || !tarn__tb_is_free_block(r, b) || b->prev_free != prev ||
+        if (++n > limit || !tarn__tb_is_free_block(r, b) || (prev && b->prev_free != prev) ||
             (sorted && prev && smaller(b, prev)))
             return tarn__region_broken("region %p: free list %u.%u is broken at %p", (void *)r,
                                        fl, sl, (void *)b);
