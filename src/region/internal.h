@@ -12,7 +12,7 @@
  *   probe.c   counting build only: memory lines each operation touches
  *
  * Types:
- *   tarn_region_t   at the 16-aligned start of the first buffer: counters,
+ *   tarn_region_t   at the first 64-byte boundary of the first buffer: counters,
  *                   the span list, then the policy's state (sized per policy)
  *   tarn__span_t    at the start of each buffer (after the region header in
  *                   the first one): where that buffer's blocks live

@@ -26,7 +26,7 @@ static inline const tarn__region_ops_t *ops_of(const tarn_region_t *r) {
  * reads or writes (magic, policy, counters, span list) and TLSF's first-level
  * bitmap with the second-level bitmaps of sizes below 2 KiB share one line. */
 #define HEADER_ALIGN ((size_t)64)
-_Static_assert(offsetof(tarn_region_t, u) + sizeof(uint32_t) * 4 <= HEADER_ALIGN,
+_Static_assert(offsetof(tarn_region_t, u.tlsf.sl_map[3]) <= HEADER_ALIGN,
                "TLSF's fl_map and sl_map[0..2] share the header's line");
 
 /* Bytes of the region header: the common fields and this policy's state. */
