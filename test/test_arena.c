@@ -741,12 +741,13 @@ Test(arena, a_zero_cache_limit_sends_blocks_to_the_os) {
 
 Test(arena, lowering_the_cache_limit_releases_cached_blocks) {
     tarn_arena_t *a = tarn_arena_create(0);
-    for (int i = 0; i < 4; i++) memset(tarn_arena_alloc(a, (size_t)200 << 10), 1, (size_t)200 << 10);
+    for (int i = 0; i < 24; i++) memset(tarn_arena_alloc(a, (size_t)200 << 10), 1, (size_t)200 << 10);
     tarn_arena_destroy(a);
     size_t before = tarn__os_rss();
     tarn_arena_cache_limit(0);
     size_t after = tarn__os_rss();
-    cr_assert_geq(before - after, (size_t)700 << 10, "rss %zu -> %zu", before, after);
+    /* 4.8 MiB went to the cache; allow 1 MiB of unrelated movement */
+    cr_assert_geq(before - after, (size_t)3800 << 10, "rss %zu -> %zu", before, after);
 }
 
 /* ---- out of memory ------------------------------------------------------ */
