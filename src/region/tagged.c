@@ -103,6 +103,17 @@ static void *take(tarn_region_t *r, block_t *b, size_t need) {
     return at(b, HDR);
 }
 
+/* Cuts the bytes of b beyond need off as a free block, indexed next to
+ * hint, when they can form one; returns the size b keeps. */
+static size_t split_tail(tarn_region_t *r, block_t *b, size_t size, size_t need, block_t *hint) {
+    if (size - need < MIN_BLOCK) return size;
+    block_t *tail = at(b, need);
+    set_prev_size(tail, need);
+    put_block(tail, size - need, TARN__TB_FREE);
+    index_of(r)->insert(r, tail, hint);
+    return need;
+}
+
 /* Like take(), for a payload at a multiple of align (> 16): the gap before it
  * stays free in b's place; b holds need + align + MIN_BLOCK bytes, enough for
  * any gap. */
@@ -117,13 +128,7 @@ static void *take_aligned(tarn_region_t *r, block_t *b, size_t need, size_t alig
     set_prev_size(mid, lead);
     index_of(r)->moved(r, b, size, b);
     size -= lead;
-    if (size - need >= MIN_BLOCK) {
-        block_t *tail = at(mid, need);
-        set_prev_size(tail, need);
-        put_block(tail, size - need, TARN__TB_FREE);
-        index_of(r)->insert(r, tail, b);
-        size = need;
-    }
+    size = split_tail(r, mid, size, need, b);
     put_block(mid, size, 0);
     r->used += size;
     r->live++;
@@ -226,13 +231,7 @@ static bool grow(tarn_region_t *r, block_t *b, size_t size, size_t need) {
     TARN__PROBE_LINKS(next);
     block_t *after = next->prev_free;
     index_of(r)->remove(r, next);
-    if (total - need >= MIN_BLOCK) {
-        block_t *rest = at(b, need);
-        set_prev_size(rest, need);
-        put_block(rest, total - need, TARN__TB_FREE);
-        index_of(r)->insert(r, rest, after);
-        total = need;
-    }
+    total = split_tail(r, b, total, need, after);
     put_block(b, total, 0);
     r->used += total - size;
     return true;
