@@ -279,11 +279,7 @@ static int buddy_check(const tarn_region_t *r) {
 static void buddy_walk(const tarn_region_t *r, tarn_region_stats_t *out) {
     for (const tarn__span_t *s = r->spans; s; s = s->next)
         for (size_t i = 0, n = atoms(s); i < n; i += (size_t)1 << (s->ctrl[i] & ORDER_MASK)) {
-            if (!(s->ctrl[i] & FREE)) continue;
-            size_t size = ATOM << (s->ctrl[i] & ORDER_MASK);
-            out->free += size;
-            out->free_blocks++;
-            if (size > out->largest_free) out->largest_free = size;
+            if (s->ctrl[i] & FREE) tarn__region_count_free(out, ATOM << (s->ctrl[i] & ORDER_MASK));
         }
 }
 

@@ -168,6 +168,13 @@ typedef struct tarn__region_ops {
 
 extern const tarn__region_ops_t tarn__tagged_ops, tarn__buddy_ops;
 
+/* Adds one free block of `size` bytes to the totals of a walk. */
+static inline void tarn__region_count_free(tarn_region_stats_t *out, size_t size) {
+    out->free += size;
+    out->free_blocks++;
+    if (size > out->largest_free) out->largest_free = size;
+}
+
 /* The span of r holding address p, or NULL. */
 tarn__span_t *tarn__region_span_of(const tarn_region_t *r, const void *p);
 

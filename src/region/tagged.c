@@ -320,11 +320,7 @@ static void tagged_walk(const tarn_region_t *r, tarn_region_stats_t *out) {
     for (const tarn__span_t *s = r->spans; s; s = s->next)
         for (const block_t *b = (const block_t *)s->start;
              (const char *)b < s->end && tarn__tb_size(b); b = tarn__tb_next(b)) {
-            if (!tarn__tb_is_free(b)) continue;
-            size_t size = tarn__tb_size(b);
-            out->free += size;
-            out->free_blocks++;
-            if (size > out->largest_free) out->largest_free = size;
+            if (tarn__tb_is_free(b)) tarn__region_count_free(out, tarn__tb_size(b));
         }
 }
 
