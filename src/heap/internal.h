@@ -54,16 +54,16 @@
 
 /* Purge policy: unused memory (free pages, cached segments) stays committed
  * for PURGE_DELAY_MS so it can be reused without page faults, unless the
- * heap holds more of it than its budget: a sixteenth of its live bytes,
+ * heap holds more of it than its budget: an eighth of its live bytes,
  * clamped to [DIRTY_MIN, DIRTY_MAX]. Past the budget the oldest goes back
  * at once, so no timer is needed (seed 000) and peak RSS stays within about
- * 1/16 of what the program really uses. (Measured against 1/8 and 1 MiB:
- * peak RSS of the mixed-lifetime benchmark 0.98x -> 0.79x glibc's, larson's
- * lower too, for a few percent more time on the mixed one.) */
+ * 1/8 of what the program really uses. (Measured: a sixteenth would cut
+ * alloc-mix's peak RSS from 0.93x to 0.79x glibc's but cost it a quarter
+ * more time; a 1 MiB floor kept a thread's small heap twice its size.) */
 #define TARN__PURGE_DELAY_MS 250
 #define TARN__DIRTY_MIN ((size_t)256 << 10)
 #define TARN__DIRTY_MAX ((size_t)32 << 20)
-#define TARN__DIRTY_SHIFT 4
+#define TARN__DIRTY_SHIFT 3
 #define TARN__SEG_CACHE_MAX 4
 /* Class slow-path calls an empty front page survives unused (mimalloc's
  * retire cycles): long enough for a malloc/free loop, short enough that a

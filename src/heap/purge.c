@@ -4,7 +4,7 @@
  * may sit in the heap's cache. Both count as the heap's dirty bytes. They
  * are given back (madvise, munmap) once they have waited PURGE_DELAY_MS,
  * checked whenever the heap takes a new page, or at once, oldest first,
- * when the dirty bytes exceed the budget (a sixteenth of the live bytes). The
+ * when the dirty bytes exceed the budget (an eighth of the live bytes). The
  * budget is what makes seed 000's program drop to a few MiB right after its
  * last free, with no timer thread and no later allocator call, and keeps
  * peak RSS close to what is live; the delay keeps a program that frees and
