@@ -165,69 +165,6 @@ Test(heap_purge, unused_pages_wait_for_the_delay) {
     tarn_free(pin);
 }
 
-/* Allocates N_THIN blocks of 12 KiB, so the first of their pages fills up
- * and leaves the class queue; returns that page. */
-enum { N_THIN = 80, THIN_SIZE = 12 << 10, OTHER_SIZE = 20 << 10 };
-static char *thin_blocks[N_THIN];
-
-static tarn__page_t *fill_two_medium_pages(void) {
-    for (int i = 0; i < N_THIN; i++) {
-        thin_blocks[i] = tarn_malloc(THIN_SIZE);
-        memset(thin_blocks[i], i + 1, THIN_SIZE);
-    }
-    tarn__page_t *first = tarn__page_of(tarn__segment_of(thin_blocks[0]), thin_blocks[0]);
-    cr_assert(first->flags & TARN__PAGE_FULL, "the first page filled up");
-    return first;
-}
-
-/* Frees every block of pg but thin_blocks[0]; returns how many. */
-static size_t free_all_but_first(tarn__page_t *pg) {
-    size_t n = 0;
-    for (int i = 1; i < N_THIN; i++)
-        if (tarn__page_of(tarn__segment_of(thin_blocks[i]), thin_blocks[i]) == pg) {
-            tarn_free(thin_blocks[i]);
-            thin_blocks[i] = NULL;
-            n++;
-        }
-    return n;
-}
-
-Test(heap_purge, a_sparse_page_of_a_class_left_behind_gives_its_free_blocks_back) {
-    tarn__page_t *first = fill_two_medium_pages();
-    /* The program moves on to another medium class. */
-    static void *other[TARN__THIN_CALLS + 8];
-    for (int i = 0; i < TARN__THIN_CALLS + 8; i++) other[i] = tarn_malloc(OTHER_SIZE);
-    for (int i = 0; i < TARN__THIN_CALLS + 8; i++) memset(other[i], 1, OTHER_SIZE);
-    size_t purged = atomic_load(&tarn__counters.purged_bytes);
-    size_t rss = tarn__os_rss();
-    size_t freed = free_all_but_first(first);
-    cr_assert_gt(freed, 30, "the first page held %zu more blocks", freed);
-    size_t interior = freed * (THIN_SIZE - 4096); /* blocks are 4 KiB aligned */
-    cr_assert_geq(atomic_load(&tarn__counters.purged_bytes) - purged, interior,
-                  "the inside of every freed block went back");
-    cr_assert_lt(tarn__os_rss() + interior / 2, rss, "and the process shrank");
-    cr_assert(first->flags & TARN__PAGE_THIN);
-    for (int i = 0; i < THIN_SIZE; i++)
-        cr_assert_eq(thin_blocks[0][i], 1, "the live block keeps its bytes (%d)", i);
-    /* Thinned blocks are ordinary free blocks when the class comes back. */
-    for (int i = 1; i < N_THIN; i++)
-        if (!thin_blocks[i]) {
-            thin_blocks[i] = tarn_malloc(THIN_SIZE);
-            memset(thin_blocks[i], 2, THIN_SIZE);
-        }
-    for (int i = 0; i < N_THIN; i++) tarn_free(thin_blocks[i]);
-    for (int i = 0; i < TARN__THIN_CALLS + 8; i++) tarn_free(other[i]);
-}
-
-Test(heap_purge, a_class_still_in_use_keeps_its_free_blocks) {
-    tarn__page_t *first = fill_two_medium_pages();
-    size_t purged = atomic_load(&tarn__counters.purged_bytes);
-    cr_assert_gt(free_all_but_first(first), 30);
-    cr_assert_eq(atomic_load(&tarn__counters.purged_bytes), purged, "no fault on reuse");
-    cr_assert_not(first->flags & TARN__PAGE_THIN);
-    for (int i = 0; i < N_THIN; i++) tarn_free(thin_blocks[i]);
-}
-
 Test(heap_stats, print_reports_segments_and_rss) {
     void *p = tarn_malloc(1000);
     char buf[2048] = {0};

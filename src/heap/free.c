@@ -36,7 +36,6 @@ static void free_local_slow(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b)
     pg->used--;
     if (pg->flags & TARN__PAGE_FULL) tarn__page_unfull(h, pg);
     if (pg->used == 0) tarn__page_empty(h, pg);
-    else if (pg->flags & TARN__PAGE_MEDIUM) tarn__page_thin(h, pg, b);
 }
 
 static void free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {

@@ -69,9 +69,6 @@
  * retire cycles): long enough for a malloc/free loop, short enough that a
  * class the program has moved past does not pin a page. */
 #define TARN__RETIRE_CALLS 16
-/* Medium slow-path calls a medium class goes without before its sparse
- * pages are thinned (page.c): a class still in use keeps its free blocks. */
-#define TARN__THIN_CALLS 256
 
 /* ---- size classes ------------------------------------------------------
  * Class 0 holds 8 bytes; classes 1..8 are multiples of 16 up to 128; above
@@ -106,8 +103,6 @@ enum {
     TARN__PAGE_FULL = 1,   /* no free block: out of its class queue */
     TARN__PAGE_UNUSED = 2, /* holds no live block */
     TARN__PAGE_SINGLE = 4, /* one large or huge block */
-    TARN__PAGE_MEDIUM = 8, /* blocks of two OS pages or more: frees may thin it */
-    TARN__PAGE_THIN = 16,  /* its free blocks were decommitted (page.c) */
 };
 
 typedef struct tarn__page {
@@ -156,7 +151,6 @@ _Static_assert(sizeof(tarn__segment_t) <= TARN__HEADER_SPAN, "header fits its sp
 
 typedef struct tarn__page_queue {
     tarn__page_t *first, *last;
-    uint32_t last_call; /* medium classes: heap->medium_calls at its last slow path */
 } tarn__page_queue_t;
 
 enum { TARN__HEAP_ACTIVE, TARN__HEAP_ABANDONED, TARN__HEAP_BUSY };
@@ -166,7 +160,6 @@ struct tarn__heap {
     tarn__page_queue_t queues[TARN__CLASSES];
     tarn__segment_t *avail[2]; /* small and medium segments with unused pages */
     uint64_t retired[2];       /* classes whose front page is empty but kept */
-    uint32_t medium_calls;     /* slow-path calls of medium classes, a clock for thinning */
     tarn__segment_t *cache;    /* free segments kept for reuse, newest first */
     unsigned cache_count;
     tarn__page_t *purge_head, *purge_tail; /* unused dirty pages, oldest first */
@@ -225,7 +218,6 @@ size_t tarn__segment_cache_decommit(tarn__heap_t *h);
 void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls);
 void tarn__page_empty(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__page_unfull(tarn__heap_t *h, tarn__page_t *pg);
-void tarn__page_thin(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b);
 size_t tarn__heap_retire_empty(tarn__heap_t *h);
 
 /* heap.c */

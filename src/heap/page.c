@@ -56,7 +56,7 @@ static void page_init(tarn__page_t *pg, unsigned cls) {
     size_t bs = tarn__class_size(cls);
     pg->block_size = bs;
     pg->cls = (uint8_t)cls;
-    pg->flags = cls >= TARN__SMALL_CLASSES ? TARN__PAGE_MEDIUM : 0;
+    pg->flags = 0;
     pg->used = pg->capacity = 0;
     pg->free = pg->local_free = NULL;
     pg->reserved = (uint32_t)((end - (size_t)(pg->start - (uint8_t *)seg)) / bs);
@@ -126,7 +126,6 @@ static size_t retired_collect(tarn__heap_t *h, bool all) {
 void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls) {
     if (h->retired[0] | h->retired[1]) retired_collect(h, false);
     tarn__page_queue_t *q = &h->queues[cls];
-    if (cls >= TARN__SMALL_CLASSES) q->last_call = ++h->medium_calls;
     tarn__page_t *pg = q->first, *carvable = NULL;
     while (pg && !page_reuse(pg)) {
         tarn__page_t *next = pg->next;
@@ -164,40 +163,6 @@ void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls) {
 void tarn__page_unfull(tarn__heap_t *h, tarn__page_t *pg) {
     pg->flags &= (uint8_t)~TARN__PAGE_FULL;
     queue_push(h, pg, false);
-}
-
-/* Gives back the OS pages inside free block b; its first word, the list
- * link, stays. */
-static void block_decommit(tarn__page_t *pg, tarn__block_t *b) {
-    size_t page = tarn__os_page_size();
-    uintptr_t lo = tarn__align_up((uintptr_t)b + sizeof *b, page);
-    uintptr_t hi = ((uintptr_t)b + pg->block_size) & ~(uintptr_t)(page - 1);
-    if (hi <= lo) return;
-    tarn__os_decommit((void *)lo, hi - lo);
-    atomic_fetch_add_explicit(&tarn__counters.purged_bytes, hi - lo, memory_order_relaxed);
-}
-
-/* Block b was just freed into medium page pg, which still holds live
- * blocks. When the page is at most a quarter used and its class has gone
- * THIN_CALLS medium slow paths without allocating, the program has moved
- * past the class (as buffers grown by realloc do), yet one live block pins
- * the page whole: the inside of its free blocks goes back to the OS, all of
- * them when the page crosses the line, then each as it is freed. A class
- * still allocating keeps its free blocks, so churn never pays a fault. */
-void tarn__page_thin(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
-    tarn__page_queue_t *q = &h->queues[pg->cls];
-    if (q->first == pg || (size_t)pg->used * 4 > pg->capacity ||
-        h->medium_calls - q->last_call < TARN__THIN_CALLS) {
-        pg->flags &= (uint8_t)~TARN__PAGE_THIN;
-        return;
-    }
-    if (pg->flags & TARN__PAGE_THIN) {
-        block_decommit(pg, b);
-        return;
-    }
-    for (tarn__block_t *f = pg->free; f; f = f->next) block_decommit(pg, f);
-    for (tarn__block_t *f = pg->local_free; f; f = f->next) block_decommit(pg, f);
-    pg->flags |= TARN__PAGE_THIN;
 }
 
 /* Every block of pg is free. The page goes back to its segment, except the
