@@ -358,3 +358,38 @@ Test(heap_oom, every_kind_fails_cleanly) {
     tarn_free(q);
     tarn_free(warm);
 }
+
+/* Page A fills up and leaves the queue; page B is carved a little at a
+ * time. Once B's carved blocks run out, blocks freed into A are handed out
+ * before B carves more: carving would touch new memory while A's free
+ * blocks sit committed. */
+Test(heap_pages, freed_blocks_are_reused_before_carving) {
+    enum { SIZE = 1000, MAX = 200 };
+    void *v[MAX];
+    tarn__page_t *a = NULL, *b = NULL;
+    int n = 0;
+    while (n < MAX && (!b || b->capacity < 8)) {
+        v[n] = tarn_malloc(SIZE);
+        tarn__page_t *pg = tarn__page_of(tarn__segment_of(v[n]), v[n]);
+        if (!a) a = pg;
+        else if (pg != a) b = pg;
+        n++;
+    }
+    cr_assert(b && (a->flags & TARN__PAGE_FULL), "the first page filled up");
+    int freed = 0;
+    for (int i = 0; i < n && freed < 5; i++)
+        if (tarn__page_of(tarn__segment_of(v[i]), v[i]) == a) {
+            tarn_free(v[i]);
+            v[i] = NULL;
+            freed++;
+        }
+    while (b->free) v[n++] = tarn_malloc(SIZE);
+    uint32_t carved = b->capacity;
+    for (int k = 0; k < freed; k++) {
+        void *p = tarn_malloc(SIZE);
+        cr_assert_eq(tarn__page_of(tarn__segment_of(p), p), a, "block %d reused from page A", k);
+        v[n++] = p;
+    }
+    cr_assert_eq(b->capacity, carved, "page B carved nothing more");
+    for (int i = 0; i < n; i++) tarn_free(v[i]);
+}

@@ -110,6 +110,18 @@ static void fork_child(void) {
     pthread_mutex_init(&heaps_lock, NULL);
 }
 
+static void atfork_register(void) {
+    if (!atomic_exchange(&atfork_done, true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* The fork handlers are registered when the library loads, before main
+ * starts a thread: registered only after the first heap, they left a window
+ * in which a thread making its heap held heaps_lock while another forked,
+ * and the child inherited the lock taken (found by heap_stress). A
+ * constructor of another library allocating before this one runs still
+ * registers them on its first allocation, while the process has one thread. */
+__attribute__((constructor)) static void heap_load(void) { atfork_register(); }
+
 /* The calling thread's own heap, made on its first allocation; NULL when
  * the OS has no memory for it. */
 tarn__heap_t *tarn__heap_init_thread(void) {
@@ -122,7 +134,7 @@ tarn__heap_t *tarn__heap_init_thread(void) {
     tarn__tls_heap = h;
     /* Both may allocate; the heap is already in place to serve them. */
     if (key_ok) pthread_setspecific(heap_key, h);
-    if (!atomic_exchange(&atfork_done, true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
+    atfork_register();
     return h;
 }
 

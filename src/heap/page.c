@@ -84,20 +84,14 @@ static tarn__page_t *page_new(tarn__heap_t *h, unsigned cls) {
     return pg;
 }
 
-/* Makes pg->free non-empty if the page has any block left: local frees
- * first (warm in cache), then fresh carving. */
-static bool page_refill(tarn__page_t *pg) {
+/* Makes pg->free non-empty from blocks already freed (warm in cache, and
+ * committed); false if it has none. */
+static bool page_reuse(tarn__page_t *pg) {
     if (pg->free) return true;
-    if (pg->local_free) {
-        pg->free = pg->local_free;
-        pg->local_free = NULL;
-        return true;
-    }
-    if (pg->capacity < pg->reserved) {
-        page_extend(pg);
-        return true;
-    }
-    return false;
+    if (!pg->local_free) return false;
+    pg->free = pg->local_free;
+    pg->local_free = NULL;
+    return true;
 }
 
 static void page_release(tarn__heap_t *h, tarn__page_t *pg) {
@@ -125,16 +119,27 @@ static size_t retired_collect(tarn__heap_t *h, bool all) {
 }
 
 /* The slow path of allocating from class cls: find a page with a free
- * block, retiring exhausted ones to FULL, or start a new page. */
+ * block, retiring exhausted ones to FULL, or start a new page. Blocks freed
+ * into any page of the queue come before carving more of one: carving
+ * touches new memory while the freed blocks sit committed (measured: larson's
+ * peak RSS about 1.2x -> 1.1x glibc's, alloc-mix's 1.04x -> 0.93x). */
 void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls) {
     if (h->retired[0] | h->retired[1]) retired_collect(h, false);
     tarn__page_queue_t *q = &h->queues[cls];
-    tarn__page_t *pg = q->first;
-    while (pg && !page_refill(pg)) {
+    tarn__page_t *pg = q->first, *carvable = NULL;
+    while (pg && !page_reuse(pg)) {
         tarn__page_t *next = pg->next;
-        queue_remove(h, pg);
-        pg->flags |= TARN__PAGE_FULL;
+        if (pg->capacity < pg->reserved) {
+            if (!carvable) carvable = pg;
+        } else {
+            queue_remove(h, pg);
+            pg->flags |= TARN__PAGE_FULL;
+        }
         pg = next;
+    }
+    if (!pg && carvable) {
+        pg = carvable;
+        page_extend(pg);
     }
     if (!pg) {
         tarn__purge(h, false);
@@ -143,7 +148,7 @@ void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls) {
             errno = ENOMEM;
             return NULL;
         }
-        page_refill(pg);
+        page_extend(pg);
     } else if (pg != q->first) {
         queue_remove(h, pg);
         queue_push(h, pg, true);
