@@ -98,15 +98,18 @@ static void ***list_of(tarn_fixed_t *pool, block_t *b) {
     return b == pool->current && !pool->shared ? &pool->hot.free : &b->free;
 }
 
-static size_t list_length(void **o) {
+/* Length of a block's free list, counting at most limit entries so a list
+ * corrupted into a cycle cannot hang the caller. */
+static size_t list_length(void **o, size_t limit) {
     size_t n = 0;
-    for (; o; o = (void **)o[0]) n++;
+    for (; o && n < limit; o = (void **)o[0]) n++;
     return n;
 }
 
 /* Live objects; the current block counts nothing, so walk its list. */
 static size_t block_used(tarn_fixed_t *pool, block_t *b) {
-    if (b == pool->current) return b->bump / pool->hot.obj_size - list_length(*list_of(pool, b));
+    size_t handed = b->bump / pool->hot.obj_size;
+    if (b == pool->current) return handed - list_length(*list_of(pool, b), handed);
     return (b->full ? b->saved_allocs : b->allocs) - b->frees;
 }
 
@@ -299,8 +302,10 @@ void *tarn__fixed_alloc_slow(tarn_fixed_t *pool) {
 
 /* ---- free --------------------------------------------------------------- */
 
-static bool on_list(void **o, const void *p) {
-    for (; o; o = (void **)o[0])
+/* Whether p is on a free list, looking at no more than limit entries: a
+ * list corrupted into a cycle must not hang a free. */
+static bool on_list(void **o, const void *p, size_t limit) {
+    for (size_t n = 0; o && n < limit; o = (void **)o[0], n++)
         if (o == p) return true;
     return false;
 }
@@ -316,7 +321,7 @@ static const char *invalid_reason(tarn_fixed_t *pool, uintptr_t a) {
     if (off >= b->end || off % pool->hot.obj_size) return "free of interior pointer";
     bool tagged = ((void **)a)[1] == (void *)freed_tag(pool, a);
     if (off >= b->bump) return tagged ? "double free of" : "free of never-allocated";
-    if (tagged && on_list(*list_of(pool, b), (void *)a)) return "double free of";
+    if (tagged && on_list(*list_of(pool, b), (void *)a, b->bump / pool->hot.obj_size)) return "double free of";
     return NULL;
 }
 

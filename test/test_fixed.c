@@ -412,6 +412,21 @@ Test(fixed_misuse, check_finds_a_corrupted_free_list) {
     expect_report("corrupted free list");
 }
 
+Test(fixed_misuse, a_free_list_corrupted_into_a_cycle_cannot_hang_a_free) {
+    tarn_fixed_t *pool = tarn_fixed_create(16, 8, 8);
+    void **a = tarn_fixed_alloc(pool), **b = tarn_fixed_alloc(pool);
+    tarn_fixed_free(pool, a);
+    a[0] = a;                                      /* write after free: a cycle */
+    b[1] = (void *)((uintptr_t)b ^ (uintptr_t)pool); /* forces the list walk */
+    test_capture_errors();
+    tarn_fixed_free(pool, b);
+    cr_assert_eq(test_error_count, 0, "b is live: %s", test_last_error);
+    tarn_pool_stats_t st;
+    tarn_fixed_stats(pool, &st); /* walks the same list: must return */
+    cr_assert_eq(tarn_fixed_check(pool), -1, "check must see the cycle");
+    tarn_fixed_destroy(pool);
+}
+
 /* ---- random sequences, checked against a shadow -------------------------- */
 
 Test(fixed, random_sequences_keep_every_invariant) {
