@@ -393,3 +393,49 @@ Test(heap_pages, freed_blocks_are_reused_before_carving) {
     cr_assert_eq(b->capacity, carved, "page B carved nothing more");
     for (int i = 0; i < n; i++) tarn_free(v[i]);
 }
+
+/* Carves class `size` until its front page has no free block left; returns
+ * the count kept in v. */
+static int exhaust_class(size_t size, void **v, int max) {
+    int n = 0;
+    do {
+        v[n] = tarn_malloc(size);
+        n++;
+    } while (n < max && tarn__page_of(tarn__segment_of(v[0]), v[0])->free);
+    return n;
+}
+
+/* Class 224 holds freed blocks; class 208 has run out of carved ones. The
+ * next 200-byte request takes a 224-byte block instead of carving. */
+Test(heap_pages, a_class_borrows_a_freed_block_of_the_next_class) {
+    void *up[40], *v[64];
+    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(224);
+    for (int i = 1; i < 40; i++) tarn_free(up[i]);
+    int n = exhaust_class(200, v, 64);
+    tarn__page_t *own = tarn__page_of(tarn__segment_of(v[0]), v[0]);
+    uint32_t carved = own->capacity;
+    void *p = tarn_malloc(200);
+    cr_assert_eq(tarn_usable_size(p), 224, "a block of the next class was lent");
+    cr_assert_eq(own->capacity, carved, "class 208 carved nothing more");
+    memset(p, 1, 200);
+    tarn_free(p);
+    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    tarn_free(up[0]);
+}
+
+/* An aligned request relies on its class's block size for alignment, so it
+ * never borrows: 256-byte blocks are 64-aligned, the next class's 288 not. */
+Test(heap_pages, aligned_requests_never_borrow) {
+    void *up[40], *v[64];
+    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(288);
+    for (int i = 1; i < 40; i++) tarn_free(up[i]);
+    int n = exhaust_class(256, v, 64);
+    for (int i = 0; i < 8; i++) {
+        void *p = tarn_aligned_alloc(64, 200);
+        cr_assert_eq((uintptr_t)p % 64, 0, "%p is 64-aligned", p);
+        cr_assert_eq(tarn_usable_size(p), 256);
+        tarn_free(p);
+    }
+    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    tarn_free(up[0]);
+}

@@ -18,7 +18,7 @@ static void *fail_nomem(void) {
 }
 
 /* From class cls's front page, else the class slow path. */
-void *tarn__alloc_class(tarn__heap_t *h, unsigned cls) {
+void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact) {
     tarn__page_t *pg = h->queues[cls].first;
     if (pg && pg->free) {
         tarn__block_t *b = pg->free;
@@ -27,7 +27,7 @@ void *tarn__alloc_class(tarn__heap_t *h, unsigned cls) {
         if (cls >= TARN__SMALL_CLASSES) tarn__medium_handed_out(h, cls, b);
         return b;
     }
-    return tarn__page_queue_alloc(h, cls);
+    return tarn__page_queue_alloc(h, cls, exact);
 }
 
 static tarn__heap_t *heap_ready(tarn__heap_t *h) {
@@ -39,7 +39,7 @@ static tarn__heap_t *heap_ready(tarn__heap_t *h) {
 void *tarn__malloc_generic(tarn__heap_t *h, size_t size) {
     h = heap_ready(h);
     if (!h) return fail_nomem();
-    if (size <= TARN__MEDIUM_MAX) return tarn__alloc_class(h, tarn__size_class(size));
+    if (size <= TARN__MEDIUM_MAX) return tarn__alloc_class(h, tarn__size_class(size), false);
     if (size > TARN__REQUEST_MAX) return fail_nomem();
     return tarn__large_alloc(h, size, 16, false);
 }
@@ -69,7 +69,7 @@ static void *malloc_aligned(size_t align, size_t size) {
     if (need <= TARN__MEDIUM_MAX && align <= TARN__HEADER_SPAN) {
         unsigned cls = tarn__size_class(need);
         while (tarn__class_size(cls) & (align - 1)) cls++;
-        if (cls < TARN__CLASSES) return tarn__alloc_class(h, cls);
+        if (cls < TARN__CLASSES) return tarn__alloc_class(h, cls, true);
     }
     return tarn__large_alloc(h, size, align, false);
 }

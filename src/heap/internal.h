@@ -225,7 +225,8 @@ size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all);
 size_t tarn__segment_cache_decommit(tarn__heap_t *h);
 
 /* page.c */
-void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls);
+/* exact: the block must be of class cls (its alignment depends on it). */
+void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls, bool exact);
 void tarn__page_empty(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__page_unfull(tarn__heap_t *h, tarn__page_t *pg);
 size_t tarn__heap_retire_empty(tarn__heap_t *h);
@@ -242,7 +243,7 @@ void tarn__heap_collect_remote(tarn__heap_t *h);
 
 /* alloc.c */
 void *tarn__malloc_generic(tarn__heap_t *h, size_t size);
-void *tarn__alloc_class(tarn__heap_t *h, unsigned cls);
+void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact);
 
 /* large.c: blocks above MEDIUM_MAX; `align` is a power of two. */
 void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero);

@@ -123,12 +123,33 @@ static size_t retired_collect(tarn__heap_t *h, bool all) {
     return n;
 }
 
+/* A block already freed in the next class up, if that class is at most a
+ * quarter larger and one of its first two pages has one. Classes rarely
+ * peak together, so lending a neighbour's spare block, instead of carving
+ * new memory, keeps each class from committing memory for its own peak
+ * (measured, median of 5: alloc-mix peak RSS 13.9 -> 12.0 MiB, larson
+ * 13.1 -> 12.5, xmalloc 3.6 -> 3.5; time unchanged within the noise). */
+static tarn__block_t *borrow(tarn__heap_t *h, unsigned cls) {
+    unsigned up = cls + 1;
+    if (up >= TARN__CLASSES || tarn__class_size(up) * 4 > tarn__class_size(cls) * 5) return NULL;
+    tarn__page_t *pg = h->queues[up].first;
+    for (int tries = 0; pg && tries < 2; pg = pg->next, tries++) {
+        if (!page_reuse(pg)) continue;
+        tarn__block_t *b = pg->free;
+        pg->free = b->next;
+        pg->used++;
+        if (up >= TARN__SMALL_CLASSES) tarn__medium_handed_out(h, up, b);
+        return b;
+    }
+    return NULL;
+}
+
 /* The slow path of allocating from class cls: find a page with a free
  * block, retiring exhausted ones to FULL, or start a new page. Blocks freed
  * into any page of the queue come before carving more of one: carving
  * touches new memory while the freed blocks sit committed (measured: larson's
  * peak RSS about 1.2x -> 1.1x glibc's, alloc-mix's 1.04x -> 0.93x). */
-void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls) {
+void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls, bool exact) {
     if (h->retired[0] | h->retired[1]) retired_collect(h, false);
     tarn__page_queue_t *q = &h->queues[cls];
     tarn__page_t *pg = q->first, *carvable = NULL;
@@ -141,6 +162,10 @@ void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls) {
             pg->flags |= TARN__PAGE_FULL;
         }
         pg = next;
+    }
+    if (!pg && !exact) {
+        tarn__block_t *b = borrow(h, cls);
+        if (b) return b;
     }
     if (!pg && carvable) {
         pg = carvable;
