@@ -139,36 +139,6 @@ Test(heap_purge, freed_memory_returns_without_another_call) {
     tarn_free(pin);
 }
 
-/* Buffers that outgrew a class leave its pages pinned by a few survivors:
- * once the class is idle and the heap grows elsewhere, the insides of its
- * free blocks go back to the OS, and the survivors keep their contents. */
-Test(heap_purge, free_blocks_of_an_idle_medium_class_return) {
-    enum { OLD = 2048, NEW = 2 * TARN__IDLE_ALLOCS, KEEP_EVERY = 16 };
-    static char *old[OLD], *grown[NEW];
-    for (int i = 0; i < OLD; i++) {
-        old[i] = tarn_malloc(12 << 10);
-        memset(old[i], i & 0xff, 12 << 10);
-    }
-    for (int i = 0; i < OLD; i++)
-        if (i % KEEP_EVERY) tarn_free(old[i]);
-    size_t before = tarn__os_rss();
-    for (int i = 0; i < NEW; i++) {
-        grown[i] = tarn_malloc(40 << 10);
-        memset(grown[i], 1, 40 << 10);
-    }
-    size_t after = tarn__os_rss();
-    size_t added = (size_t)NEW * (40 << 10);
-    /* 15/16 of 24 MiB sat free in 12 KiB blocks, each keeping the OS page
-     * that holds its link: 2/3 of 22.5 MiB, so at least 12 MiB goes back. */
-    cr_assert_lt(after, before + added - 12 * MiB, "rss %zu MiB before, %zu after %zu MiB more",
-                 before >> 20, after >> 20, added >> 20);
-    for (int i = 0; i < OLD; i += KEEP_EVERY)
-        for (int j = 0; j < 12 << 10; j += 4096)
-            cr_assert_eq(old[i][j], (char)(i & 0xff), "survivor %d byte %d", i, j);
-    for (int i = 0; i < OLD; i += KEEP_EVERY) tarn_free(old[i]);
-    for (int i = 0; i < NEW; i++) tarn_free(grown[i]);
-}
-
 Test(heap_purge, collect_force_releases_everything_free) {
     void *v[2000];
     for (int i = 0; i < 2000; i++) v[i] = tarn_malloc(3000);

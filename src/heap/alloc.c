@@ -24,7 +24,6 @@ void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact) {
         tarn__block_t *b = pg->free;
         pg->free = b->next;
         pg->used++;
-        if (cls >= TARN__SMALL_CLASSES) tarn__medium_handed_out(h, cls, b);
         return b;
     }
     return tarn__page_queue_alloc(h, cls, exact);

@@ -69,10 +69,6 @@
  * retire cycles): long enough for a malloc/free loop, short enough that a
  * class the program has moved past does not pin a page. */
 #define TARN__RETIRE_CALLS 16
-/* Medium allocations a class must have missed before the insides of its
- * free blocks are given back: far more than any class in use waits between
- * two of its own (see purge.c). */
-#define TARN__IDLE_ALLOCS 256
 
 /* ---- size classes ------------------------------------------------------
  * Class 0 holds 8 bytes; classes 1..8 are multiples of 16 up to 128; above
@@ -121,7 +117,6 @@ typedef struct tarn__page {
     uint32_t capacity;
     uint32_t reserved;
     uint32_t touched; /* bytes of the page that may still be committed */
-    uint32_t purged_used; /* used when its free blocks were last given back */
     uint8_t *start;
     size_t block_size; /* 0 while unused */
     struct tarn__page *next, *prev; /* class queue, or segment's unused list */
@@ -169,11 +164,6 @@ struct tarn__heap {
     unsigned cache_count;
     tarn__page_t *purge_head, *purge_tail; /* unused dirty pages, oldest first */
     size_t dirty_bytes; /* purge queue's touched bytes + cached segments' */
-    /* Medium blocks handed out so far, and the count at each medium class's
-     * last one: a class idle for TARN__IDLE_ALLOCS of them is one the
-     * program has moved past (see purge.c). */
-    uint32_t medium_allocs;
-    uint32_t class_epoch[TARN__CLASSES - TARN__SMALL_CLASSES];
     /* Bytes of pages and large blocks in use; atomic because a large block
      * may be freed by any thread. Only the purge budget reads it. */
     _Atomic size_t live_bytes;
@@ -261,15 +251,6 @@ void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg);
 size_t tarn__purge(tarn__heap_t *h, bool all);
 void tarn__purge_enforce(tarn__heap_t *h);
-/* Counts a carve into new memory; gives back the OS pages inside the free blocks
- * of the medium classes that have gone idle. Returns the bytes. */
-size_t tarn__purge_idle_classes(tarn__heap_t *h);
-/* A medium block handed out: its class is in use, and the block loses the
- * mark of a given-back interior. */
-static inline void tarn__medium_handed_out(tarn__heap_t *h, unsigned cls, tarn__block_t *b) {
-    h->class_epoch[cls - TARN__SMALL_CLASSES] = ++h->medium_allocs;
-    ((uintptr_t *)b)[1] = 0;
-}
 
 /* ---- fast paths (inlined into tarn_malloc/tarn_free and malloc/free) ---- */
 

@@ -58,15 +58,12 @@ static void page_init(tarn__page_t *pg, unsigned cls) {
     pg->cls = (uint8_t)cls;
     pg->flags = 0;
     pg->used = pg->capacity = 0;
-    pg->purged_used = UINT32_MAX;
     pg->free = pg->local_free = NULL;
     pg->reserved = (uint32_t)((end - (size_t)(pg->start - (uint8_t *)seg)) / bs);
 }
 
-/* Threads the next OS page worth of blocks (at least one) onto free. A
- * medium page carving past what it ever committed grows the footprint: the
- * moment to give back the insides of classes that have gone idle. */
-static void page_extend(tarn__heap_t *h, tarn__page_t *pg) {
+/* Threads the next OS page worth of blocks (at least one) onto free. */
+static void page_extend(tarn__page_t *pg) {
     size_t bs = pg->block_size;
     uint32_t n = bs >= 4096 ? 1 : (uint32_t)(4096 / bs);
     if (n > pg->reserved - pg->capacity) n = pg->reserved - pg->capacity;
@@ -76,8 +73,6 @@ static void page_extend(tarn__heap_t *h, tarn__page_t *pg) {
     ((tarn__block_t *)last)->next = NULL;
     pg->free = (tarn__block_t *)first;
     pg->capacity += n;
-    if (pg->cls >= TARN__SMALL_CLASSES && (size_t)pg->capacity * bs > pg->touched)
-        tarn__purge_idle_classes(h);
 }
 
 static tarn__page_t *page_new(tarn__heap_t *h, unsigned cls) {
@@ -138,7 +133,6 @@ static tarn__block_t *borrow(tarn__heap_t *h, unsigned cls) {
         tarn__block_t *b = pg->free;
         pg->free = b->next;
         pg->used++;
-        if (up >= TARN__SMALL_CLASSES) tarn__medium_handed_out(h, up, b);
         return b;
     }
     return NULL;
@@ -169,7 +163,7 @@ void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls, bool exact) {
     }
     if (!pg && carvable) {
         pg = carvable;
-        page_extend(h, pg);
+        page_extend(pg);
     }
     if (!pg) {
         tarn__purge(h, false);
@@ -178,7 +172,7 @@ void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls, bool exact) {
             errno = ENOMEM;
             return NULL;
         }
-        page_extend(h, pg);
+        page_extend(pg);
     } else if (pg != q->first) {
         queue_remove(h, pg);
         queue_push(h, pg, true);
@@ -186,7 +180,6 @@ void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls, bool exact) {
     tarn__block_t *b = pg->free;
     pg->free = b->next;
     pg->used++;
-    if (cls >= TARN__SMALL_CLASSES) tarn__medium_handed_out(h, cls, b);
     return b;
 }
 
