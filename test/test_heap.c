@@ -264,6 +264,24 @@ Test(heap_misuse, free_of_a_block_in_a_released_page) {
     tarn_free(pin);
 }
 
+/* Page headers are set up as pages are first used: a pointer into a page
+ * of a live segment that was never used must still be refused, and the
+ * segment must go on serving allocations. */
+Test(heap_misuse, free_into_a_page_never_used_is_rejected) {
+    test_capture_errors();
+    char *p = tarn_malloc(32);
+    tarn__segment_t *seg = tarn__segment_of(p);
+    cr_assert_lt(seg->page_next, seg->page_count, "the last pages are not set up yet");
+    char *never = (char *)seg + ((size_t)(seg->page_count - 1) << seg->page_shift) + 64;
+    tarn_free(never);
+    expect_report("not a live block");
+    void *q = tarn_malloc(32);
+    cr_assert_not_null(q);
+    cr_assert_eq(tarn__segment_of(q), seg);
+    tarn_free(q);
+    tarn_free(p);
+}
+
 Test(heap_misuse, large_and_huge_double_free) {
     test_capture_errors();
     void *keep = tarn_malloc(300 * KiB);

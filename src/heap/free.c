@@ -22,7 +22,7 @@ static void report_double(void *p, size_t size, tarn__heap_t *h) {
 }
 
 static void free_local_slow(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
-    if (pg->flags & TARN__PAGE_UNUSED) {
+    if (!(pg->flags & TARN__PAGE_LIVE)) {
         tarn__report("free of %p, which is not a live block (double free?) in heap %p",
                      (void *)b, (void *)h);
         return;

@@ -99,17 +99,20 @@ typedef struct tarn__block {
     struct tarn__block *next;
 } tarn__block_t;
 
+/* A page in use has LIVE set. An unused page has it clear, and so has the
+ * all-zero header of a page never set up, so a free of a pointer into
+ * either cannot take the fast path (see segment.c). */
 enum {
     TARN__PAGE_FULL = 1,   /* no free block: out of its class queue */
-    TARN__PAGE_UNUSED = 2, /* holds no live block */
     TARN__PAGE_SINGLE = 4, /* one large or huge block */
+    TARN__PAGE_LIVE = 0x80,
 };
 
 typedef struct tarn__page {
     tarn__block_t *free;       /* next blocks to hand out */
     tarn__block_t *local_free; /* blocks the owner freed since the last swap */
     uint32_t used;
-    uint8_t flags; /* any bit set sends a same-thread free to the slow path */
+    uint8_t flags; /* anything but LIVE alone sends a same-thread free to the slow path */
     uint8_t cls;
     uint8_t index; /* in its segment */
     uint8_t dirty; /* unused but still committed: on the heap's purge queue */
@@ -139,11 +142,12 @@ typedef struct tarn__segment {
     uint8_t fresh;      /* straight from the OS: every byte still reads zero */
     uint16_t page_count;
     uint16_t used_pages;
+    uint16_t page_next; /* pages from here on have never been set up */
     size_t size;     /* bytes mapped */
     size_t cached_dirty; /* while cached: bytes that may still be committed */
     uint64_t cached_ms;
     struct tarn__segment *next, *prev; /* heap's avail list or cache */
-    tarn__page_t *unused_pages;        /* LIFO, so the warmest page is reused */
+    tarn__page_t *unused_pages;        /* released ones, LIFO: the warmest is reused */
     tarn__page_t pages[TARN__MAX_PAGES];
 } tarn__segment_t;
 
@@ -210,6 +214,7 @@ void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg);
 void tarn__segment_unmap(tarn__segment_t *seg);
 void tarn__segment_map_set(tarn__segment_t *seg, bool on);
 tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind);
+tarn__page_t *tarn__segment_page_setup(tarn__segment_t *seg);
 void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg);
 size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all);
 size_t tarn__segment_cache_decommit(tarn__heap_t *h);
@@ -281,7 +286,8 @@ static inline void tarn__heap_free(void *p) {
     tarn__segment_t *seg = tarn__segment_of(p);
     tarn__page_t *pg = tarn__page_of(seg, p);
     tarn__block_t *b = p;
-    if (tarn__likely(seg->heap == tarn__tls_heap && !pg->flags && b != pg->local_free)) {
+    if (tarn__likely(seg->heap == tarn__tls_heap && pg->flags == TARN__PAGE_LIVE &&
+                     b != pg->local_free)) {
         b->next = pg->local_free;
         pg->local_free = b;
         if (tarn__unlikely(--pg->used == 0)) tarn__page_empty(seg->heap, pg);

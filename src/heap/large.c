@@ -84,7 +84,7 @@ static void *huge_alloc(size_t size, size_t align) {
     seg->page_count = 1;
     seg->size = total;
     tarn__page_t *pg = &seg->pages[0];
-    pg->flags = TARN__PAGE_SINGLE;
+    pg->flags = TARN__PAGE_LIVE | TARN__PAGE_SINGLE;
     pg->used = 1;
     pg->start = (uint8_t *)seg + off;
     pg->block_size = total - off;
@@ -107,10 +107,9 @@ void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
     tarn__purge(h, false);
     tarn__segment_t *seg = tarn__segment_alloc(h, TARN__SEG_LARGE);
     if (!seg) return NULL;
-    tarn__page_t *pg = &seg->pages[0];
-    seg->unused_pages = NULL;
+    tarn__page_t *pg = tarn__segment_page_setup(seg);
     seg->used_pages = 1;
-    pg->flags = TARN__PAGE_SINGLE;
+    pg->flags = TARN__PAGE_LIVE | TARN__PAGE_SINGLE;
     pg->used = 1;
     uint8_t *p = (uint8_t *)tarn__align_up((uintptr_t)pg->start, align);
     pg->block_size = (size_t)(p - pg->start) + size;
@@ -124,13 +123,13 @@ void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
         huge_free(seg);
         return;
     }
-    if (pg->flags & TARN__PAGE_UNUSED) {
+    if (!(pg->flags & TARN__PAGE_LIVE)) {
         tarn__report("double free of %p (large block) in heap %p", p, (void *)seg->heap);
         return;
     }
     atomic_fetch_sub_explicit(&seg->heap->live_bytes, pg->block_size, memory_order_relaxed);
     pg->touched = (uint32_t)tarn__align_up(pg->block_size, tarn__os_page_size());
-    pg->flags = TARN__PAGE_UNUSED;
+    pg->flags = 0;
     pg->used = 0;
     pg->block_size = 0;
     seg->used_pages = 0;
@@ -185,7 +184,7 @@ static tarn__segment_t *large_to_huge(tarn__segment_t *seg, tarn__page_t *pg) {
 /* realloc for large and huge blocks when it can be done without a copy;
  * NULL tells the caller to allocate, copy and free. */
 void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size) {
-    if (pg->flags & TARN__PAGE_UNUSED) return NULL;
+    if (!(pg->flags & TARN__PAGE_LIVE)) return NULL;
     uint8_t *end = (uint8_t *)p + size;
     if (seg->kind == TARN__SEG_LARGE) {
         if (size <= TARN__MEDIUM_MAX / 2) return NULL;

@@ -8,7 +8,7 @@
  * costs resident memory only for what was used. */
 #include "heap/internal.h"
 
-tarn__page_t tarn__empty_page = {.flags = TARN__PAGE_UNUSED};
+tarn__page_t tarn__empty_page; /* not LIVE: holds nothing */
 
 /* Points the direct slots of class cls at the front page of its queue. */
 static void direct_update(tarn__heap_t *h, unsigned cls) {
@@ -56,7 +56,7 @@ static void page_init(tarn__page_t *pg, unsigned cls) {
     size_t bs = tarn__class_size(cls);
     pg->block_size = bs;
     pg->cls = (uint8_t)cls;
-    pg->flags = 0;
+    pg->flags = TARN__PAGE_LIVE;
     pg->used = pg->capacity = 0;
     pg->free = pg->local_free = NULL;
     pg->reserved = (uint32_t)((end - (size_t)(pg->start - (uint8_t *)seg)) / bs);

@@ -26,23 +26,28 @@ void tarn__segment_unmap(tarn__segment_t *seg) {
     tarn__os_unmap(seg, TARN__SEG_SIZE);
 }
 
-/* Page i covers [i << shift, (i + 1) << shift) minus the header span. */
-static void segment_init_pages(tarn__segment_t *seg, bool dirty) {
-    seg->unused_pages = NULL;
-    for (int i = seg->page_count - 1; i >= 0; i--) {
-        tarn__page_t *pg = &seg->pages[i];
-        size_t lo = (size_t)i << seg->page_shift;
-        if (lo < TARN__HEADER_SPAN) lo = TARN__HEADER_SPAN;
-        size_t hi = (size_t)(i + 1) << seg->page_shift;
-        memset(pg, 0, sizeof *pg);
-        pg->flags = TARN__PAGE_UNUSED;
-        pg->index = (uint8_t)i;
-        pg->start = (uint8_t *)seg + lo;
-        pg->touched = dirty && hi > lo ? (uint32_t)(hi - lo) : 0;
-        if (hi <= lo) continue; /* small page 0 is all header */
-        pg->next = seg->unused_pages;
-        seg->unused_pages = pg;
-    }
+/* Bytes of page i: [i << shift, (i + 1) << shift) minus the header span. */
+static size_t page_span(const tarn__segment_t *seg, unsigned i, size_t *lo) {
+    *lo = (size_t)i << seg->page_shift;
+    if (*lo < TARN__HEADER_SPAN) *lo = TARN__HEADER_SPAN;
+    size_t hi = (size_t)(i + 1) << seg->page_shift;
+    return hi > *lo ? hi - *lo : 0;
+}
+
+/* Sets up the header of the next page never used in this segment. Headers
+ * are set up as pages are first taken, not all with the segment: 64 page
+ * headers are two OS pages of the segment that a thread with few classes
+ * would otherwise commit for nothing. A header not yet set up is zero, or
+ * left unused by the segment's earlier life: never LIVE either way. */
+tarn__page_t *tarn__segment_page_setup(tarn__segment_t *seg) {
+    unsigned i = seg->page_next++;
+    tarn__page_t *pg = &seg->pages[i];
+    size_t lo, area = page_span(seg, i, &lo);
+    memset(pg, 0, sizeof *pg);
+    pg->index = (uint8_t)i;
+    pg->start = (uint8_t *)seg + lo;
+    pg->touched = seg->fresh ? 0 : (uint32_t)area;
+    return pg;
 }
 
 /* dirty: the segment may hold committed, non-zero memory from earlier use. */
@@ -58,7 +63,9 @@ static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool d
     seg->fresh = !dirty;
     seg->size = TARN__SEG_SIZE;
     seg->next = seg->prev = NULL;
-    segment_init_pages(seg, dirty);
+    seg->unused_pages = NULL;
+    size_t lo;
+    seg->page_next = page_span(seg, 0, &lo) ? 0 : 1; /* small page 0 is all header */
 }
 
 /* A segment of the given kind (small, medium, large) owned by h: from h's
@@ -108,8 +115,12 @@ static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
 void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
     tarn_assert(seg->used_pages == 0, "only an empty segment is released");
     if (seg->in_avail) avail_remove(h, seg);
-    size_t dirty = 0;
-    for (int i = 0; i < seg->page_count; i++) {
+    size_t dirty = 0, lo;
+    for (unsigned i = 0; i < seg->page_count; i++) {
+        if (i >= seg->page_next) {
+            if (!seg->fresh) dirty += page_span(seg, i, &lo); /* from its earlier life */
+            continue;
+        }
         if (seg->pages[i].dirty) tarn__purge_remove(h, &seg->pages[i]);
         dirty += seg->pages[i].touched;
     }
@@ -182,10 +193,11 @@ tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
         avail_push(h, seg);
     }
     tarn__page_t *pg = seg->unused_pages;
-    seg->unused_pages = pg->next;
+    if (pg) seg->unused_pages = pg->next;
+    else pg = tarn__segment_page_setup(seg);
     seg->used_pages++;
     atomic_fetch_add_explicit(&h->live_bytes, page_area(pg), memory_order_relaxed);
-    if (!seg->unused_pages) avail_remove(h, seg);
+    if (!seg->unused_pages && seg->page_next == seg->page_count) avail_remove(h, seg);
     if (pg->dirty) tarn__purge_remove(h, pg);
     return pg;
 }
@@ -197,7 +209,7 @@ void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg) {
     size_t used_bytes = tarn__align_up((size_t)pg->capacity * pg->block_size,
                                        tarn__os_page_size());
     if (used_bytes > pg->touched) pg->touched = (uint32_t)used_bytes;
-    pg->flags = TARN__PAGE_UNUSED;
+    pg->flags = 0;
     pg->block_size = 0;
     pg->next = seg->unused_pages;
     seg->unused_pages = pg;
