@@ -165,6 +165,40 @@ Test(heap_purge, unused_pages_wait_for_the_delay) {
     tarn_free(pin);
 }
 
+/* Queued pages next to each other go back in one call; the page in use
+ * between and after them keeps every byte. Pages of 64 blocks of 1 KiB:
+ * A B C D E in a row, B and E in use, A C D freed (C and D merge). */
+Test(heap_purge, neighbouring_pages_purge_together_and_spare_live_ones) {
+    enum { PER_PAGE = 64, PAGES = 5 };
+    static char *b[PAGES][PER_PAGE];
+    void *pin = tarn_malloc(16);
+    for (int pg = 0; pg < PAGES; pg++)
+        for (int i = 0; i < PER_PAGE; i++) {
+            b[pg][i] = tarn_malloc(1024);
+            memset(b[pg][i], pg * 64 + i, 1024);
+        }
+    tarn__page_t *first = tarn__page_of(tarn__segment_of(b[0][0]), b[0][0]);
+    for (int pg = 0; pg < PAGES; pg++)
+        cr_assert_eq(tarn__page_of(tarn__segment_of(b[pg][0]), b[pg][0]), first + pg,
+                     "page %d follows the first", pg);
+    size_t purged = atomic_load(&tarn__counters.purged_bytes);
+    const int freed[] = {0, 2, 3};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < PER_PAGE; i++) tarn_free(b[freed[k]][i]);
+    tarn_collect(true);
+    cr_assert_geq(atomic_load(&tarn__counters.purged_bytes) - purged, 3 * 64 * 1024,
+                  "the three freed pages went back");
+    const int kept[] = {1, 4};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < PER_PAGE; i++)
+            for (int j = 0; j < 1024; j += 512)
+                cr_assert_eq(b[kept[k]][i][j], (char)(kept[k] * 64 + i), "page %d block %d",
+                             kept[k], i);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < PER_PAGE; i++) tarn_free(b[kept[k]][i]);
+    tarn_free(pin);
+}
+
 Test(heap_stats, print_reports_segments_and_rss) {
     void *p = tarn_malloc(1000);
     char buf[2048] = {0};

@@ -23,13 +23,37 @@ void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg) {
     h->dirty_bytes -= pg->touched;
 }
 
-/* Decommits the oldest queued page; returns the bytes given back. */
+/* Page i of seg may share a purge: set up, unused, and queued (dirty) or
+ * holding nothing committed. */
+static bool joinable(const tarn__segment_t *seg, unsigned i) {
+    if (i >= seg->page_next) return false;
+    const tarn__page_t *pg = &seg->pages[i];
+    return !(pg->flags & TARN__PAGE_LIVE) && (pg->dirty || !pg->touched);
+}
+
+/* Decommits the oldest queued page together with the queued pages next to
+ * it in its segment, in one madvise: each call costs a TLB flush, which
+ * under virtualization costs more than the pages (measured: 526 calls of
+ * 60 us each on realloc-grow). Returns the bytes given back. */
 static size_t purge_oldest(tarn__heap_t *h) {
     tarn__page_t *pg = h->purge_head;
-    size_t bytes = pg->touched;
-    tarn__purge_remove(h, pg);
-    tarn__os_decommit(pg->start, bytes);
-    pg->touched = 0;
+    tarn__segment_t *seg = tarn__segment_of(pg);
+    unsigned first = (unsigned)(TARN__HEADER_SPAN >> seg->page_shift); /* small page 0: header */
+    unsigned lo = pg->index, hi = pg->index;
+    for (unsigned i = lo; i > first && joinable(seg, i - 1); i--)
+        if (seg->pages[i - 1].dirty) lo = i - 1;
+    for (unsigned i = hi; joinable(seg, i + 1); i++)
+        if (seg->pages[i + 1].dirty) hi = i + 1;
+    uint8_t *start = seg->pages[lo].start;
+    uint8_t *end = seg->pages[hi].start + seg->pages[hi].touched;
+    size_t bytes = 0;
+    for (unsigned i = lo; i <= hi; i++) {
+        tarn__page_t *p = &seg->pages[i];
+        if (p->dirty) tarn__purge_remove(h, p);
+        bytes += p->touched;
+        p->touched = 0;
+    }
+    tarn__os_decommit(start, (size_t)(end - start));
     atomic_fetch_add_explicit(&tarn__counters.purged_bytes, bytes, memory_order_relaxed);
     return bytes;
 }
