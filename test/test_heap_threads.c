@@ -199,6 +199,26 @@ Test(heap_purge, neighbouring_pages_purge_together_and_spare_live_ones) {
     tarn_free(pin);
 }
 
+/* A freed large block up to TARN__SPARE_MAX stays committed in the newest
+ * cached segment for the next one; a bigger one goes back at once, and
+ * tarn_collect(true) takes everything. */
+Test(heap_purge, the_newest_large_block_is_spared_up_to_a_limit) {
+    void *pin = tarn_malloc(16);
+    tarn__heap_t *h = tarn__tls_heap;
+    char *big = tarn_malloc(3 * MiB);
+    memset(big, 1, 3 * MiB);
+    tarn_free(big);
+    cr_assert(h->cache, "the segment is cached");
+    cr_assert_eq(h->cache->cached_dirty, 0, "3 MiB went back at once");
+    char *small = tarn_malloc(512 << 10);
+    memset(small, 1, 512 << 10);
+    tarn_free(small);
+    cr_assert_geq(h->cache->cached_dirty, (size_t)512 << 10, "512 KiB kept for the next one");
+    cr_assert_geq(tarn_collect(true), (size_t)512 << 10);
+    cr_assert_null(h->cache);
+    tarn_free(pin);
+}
+
 Test(heap_stats, print_reports_segments_and_rss) {
     void *p = tarn_malloc(1000);
     char buf[2048] = {0};

@@ -65,6 +65,9 @@
 #define TARN__DIRTY_MAX ((size_t)32 << 20)
 #define TARN__DIRTY_SHIFT 3
 #define TARN__SEG_CACHE_MAX 4
+/* The newest cached segment is not purged for the budget up to this much
+ * (see purge.c); the delay still applies to it. */
+#define TARN__SPARE_MAX ((size_t)1 << 20)
 /* Class slow-path calls an empty front page survives unused (mimalloc's
  * retire cycles): long enough for a malloc/free loop, short enough that a
  * class the program has moved past does not pin a page. */

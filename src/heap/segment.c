@@ -155,7 +155,8 @@ static void cache_unmap(tarn__heap_t *h, tarn__segment_t **link) {
 size_t tarn__segment_cache_decommit(tarn__heap_t *h) {
     tarn__segment_t *oldest = NULL;
     for (tarn__segment_t *seg = h->cache; seg; seg = seg->next)
-        if (seg->cached_dirty) oldest = seg;
+        if (seg->cached_dirty && (seg != h->cache || seg->cached_dirty > TARN__SPARE_MAX))
+            oldest = seg;
     if (!oldest) return 0;
     size_t page = tarn__os_page_size();
     tarn__os_decommit((uint8_t *)oldest + page, TARN__SEG_SIZE - page);
