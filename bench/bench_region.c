@@ -108,7 +108,8 @@ static double read_overhead;   /* of an empty ticks() pair: window_mean (small r
  * reaches past a step boundary from where its start fell between two ticks,
  * which is anywhere: so this mean resolves the cost below a step. A reading
  * an interrupt, a migration or another program's use of the cache made
- * longer lies further out and is left out. */
+ * longer lies further out and is left out. *kept, if kept, is how many were
+ * kept. */
 static double window_mean(const uint16_t *v, size_t stride, int n, int *kept) {
     uint16_t lo = UINT16_MAX;
     for (int i = 0; i < n; i++)
@@ -120,7 +121,7 @@ static double window_mean(const uint16_t *v, size_t stride, int n, int *kept) {
             sum += v[i * stride];
             in++;
         }
-    *kept = in;
+    if (kept) *kept = in;
     return sum / in;
 }
 
@@ -159,8 +160,7 @@ static void calibrate(void) {
         uint64_t a = ticks(), b = ticks();
         if (b > a && b - a < tick_step) tick_step = b - a;
     }
-    int kept;
-    read_overhead = window_mean(r, 1, 10001, &kept);
+    read_overhead = window_mean(r, 1, 10001, NULL);
 }
 
 /* Per-operation costs of one trace: the minimum over runs for each op index,
