@@ -82,6 +82,7 @@ build/bench/%: bench/%.c bench/*.h build/libtarn.a
 # bench_arena compares with APR pools (headers in their own directory) and talloc.
 LDLIBS_bench_arena := -I/usr/include/apr-1.0 -lapr-1 -ltalloc
 LDLIBS_bench_heap := -lm
+LDLIBS_bench_region := -lm
 
 # bench_region also counts the memory lines each region operation touches:
 # the same program built against a library that records them

@@ -34,15 +34,14 @@ _Static_assert(TARN__TB_MAX_BLOCK < (size_t)1 << (TARN__TLSF_FL + FL_SHIFT),
 
 static inline unsigned log2_floor(size_t x) { return 63u - (unsigned)__builtin_clzll(x); }
 
+/* No branch on size < SMALL: with random sizes it is mispredicted often,
+ * which costs more than the class itself. Class 0 has the first level of
+ * 256 and the step of 512 (16 B): log2(size | SMALL / 2) gives the first
+ * level and log2(size | SMALL) the step for every size, and the mask drops
+ * the leading bit that the second level of a log class keeps. */
 void tarn__tlsf_class(size_t size, unsigned *fl, unsigned *sl) {
-    if (size < SMALL) {
-        *fl = 0;
-        *sl = (unsigned)(size / TARN__REGION_ALIGN);
-        return;
-    }
-    unsigned l = log2_floor(size);
-    *fl = l - FL_SHIFT;
-    *sl = (unsigned)(size >> (l - SL_LOG2)) - TARN__TLSF_SL;
+    *fl = log2_floor(size | SMALL / 2) - FL_SHIFT;
+    *sl = (unsigned)(size >> (log2_floor(size | SMALL) - SL_LOG2)) & (TARN__TLSF_SL - 1);
 }
 
 size_t tarn__tlsf_class_min(unsigned fl, unsigned sl) {
@@ -58,12 +57,12 @@ static void link_after(tarn__tlsf_state_t *t, block_t *b, unsigned fl, unsigned 
     TARN__PROBE_INDEX(&t->heads[fl][sl]);
     block_t *next = prev ? prev->next_free : t->heads[fl][sl];
     TARN__PROBE_LINKS(b);
-    b->prev_free = prev;
     b->next_free = next;
-    if (next) {
-        TARN__PROBE_LINKS(next);
-        next->prev_free = b;
-    }
+    /* Whether the list was empty is a coin toss: without a branch, an empty
+     * one gets the back link written into b itself, then overwritten. */
+    if (next) TARN__PROBE_LINKS(next);
+    (next ? next : b)->prev_free = b;
+    b->prev_free = prev;
     if (prev) {
         prev->next_free = b;
         return;
@@ -104,13 +103,12 @@ static void unlink_sized(tarn_region_t *r, block_t *b, size_t size) {
         return;
     }
     t->heads[fl][sl] = next;
-    if (next) return;
+    /* Whether the list empties is a coin toss: clear its bits without a
+     * branch (clearing nothing when it does not). */
     TARN__PROBE_INDEX(&t->sl_map[fl]);
-    t->sl_map[fl] &= ~(1u << sl);
-    if (!t->sl_map[fl]) {
-        TARN__PROBE_INDEX(&t->fl_map);
-        t->fl_map &= ~(1u << fl);
-    }
+    t->sl_map[fl] &= ~((uint32_t)!next << sl);
+    TARN__PROBE_INDEX(&t->fl_map);
+    t->fl_map &= ~((uint32_t)!t->sl_map[fl] << fl);
 }
 
 static void tlsf_remove(tarn_region_t *r, block_t *b) { unlink_sized(r, b, tarn__tb_size(b)); }
@@ -124,21 +122,28 @@ static void tlsf_moved(tarn_region_t *r, block_t *old, size_t old_size, block_t 
 static block_t *first_at_or_above(tarn__tlsf_state_t *t, unsigned fl, unsigned sl) {
     if (fl >= TARN__TLSF_FL) return NULL;
     TARN__PROBE_INDEX(&t->sl_map[fl]);
-    uint32_t sl_map = sl < TARN__TLSF_SL ? t->sl_map[fl] & (~0u << sl) : 0;
-    if (!sl_map) {
-        TARN__PROBE_INDEX(&t->fl_map);
-        uint32_t fl_map = fl + 1 < TARN__TLSF_FL ? t->fl_map & (~0u << (fl + 1)) : 0;
-        if (!fl_map) return NULL;
-        fl = (unsigned)__builtin_ctz(fl_map);
-        TARN__PROBE_INDEX(&t->sl_map[fl]);
-        sl_map = t->sl_map[fl];
-    }
-    TARN__PROBE_INDEX(&t->heads[fl][__builtin_ctz(sl_map)]);
-    return t->heads[fl][__builtin_ctz(sl_map)];
+    TARN__PROBE_INDEX(&t->fl_map);
+    uint32_t here = sl < TARN__TLSF_SL ? t->sl_map[fl] & (~0u << sl) : 0;
+    uint32_t above = t->fl_map & (~1u << fl);
+    if (!(here | above)) return NULL;
+    /* The first level above fl with a list; 31 (read, unused) if none. */
+    unsigned up = (unsigned)__builtin_ctz(above | 1u << (TARN__TLSF_FL - 1));
+    TARN__PROBE_INDEX(&t->sl_map[up]);
+    uint32_t up_map = t->sl_map[up];
+    /* Whether fl itself has a fitting list is a coin toss on random sizes:
+     * both answers are computed and one kept with masks (gcc turns a ?:
+     * here back into a branch). */
+    uint32_t in_here = -(uint32_t)(here != 0);
+    fl = up ^ ((fl ^ up) & in_here);
+    uint32_t map = here | (up_map & ~in_here);
+    TARN__PROBE_INDEX(&t->heads[fl][__builtin_ctz(map)]);
+    return t->heads[fl][__builtin_ctz(map)];
 }
 
 static block_t *tlsf_find(tarn_region_t *r, size_t size) {
-    if (size >= SMALL) size += ((size_t)1 << (log2_floor(size) - SL_LOG2)) - 1;
+    /* Up by one class step less one; below SMALL the sizes are multiples of
+     * the step, so this leaves their class as it is, without a branch. */
+    size += ((size_t)1 << (log2_floor(size | SMALL) - SL_LOG2)) - 1;
     unsigned fl, sl;
     tarn__tlsf_class(size, &fl, &sl);
     return first_at_or_above(state(r), fl, sl);
