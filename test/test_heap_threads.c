@@ -51,6 +51,47 @@ Test(heap_threads, a_new_thread_adopts_an_abandoned_heap) {
     for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
 }
 
+static size_t exit_dirty, exit_live;
+
+/* Allocates and frees 32 MiB of 4 KiB blocks, keeps one block (the heap
+ * stays live), and records the heap's dirty and live bytes before exiting. */
+static void *churn_then_exit(void *arg) {
+    enum { COUNT = 8192 };
+    static char *b[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        b[i] = tarn_malloc(4096);
+        memset(b[i], 1, 4096);
+    }
+    for (int i = 1; i < COUNT; i++) tarn_free(b[i]);
+    blocks[0] = b[0];
+    exit_dirty = tarn__tls_heap->dirty_bytes;
+    exit_live = atomic_load(&tarn__tls_heap->live_bytes);
+    *(tarn__heap_t **)arg = tarn__tls_heap;
+    return NULL;
+}
+
+/* A thread that exits leaves its heap no more unused memory than its budget
+ * allowed while it ran (an eighth of its live bytes, at least 256 KiB, plus
+ * the spared newest cached segment), for the thread that adopts the heap;
+ * a free into the abandoned heap gives everything back. */
+Test(heap_threads, an_exited_heap_keeps_only_its_budget_for_the_adopter) {
+    tarn__heap_t *h = NULL;
+    pthread_t t;
+    size_t base = tarn__os_rss();
+    pthread_create(&t, NULL, churn_then_exit, &h);
+    pthread_join(t, NULL);
+    size_t budget = (exit_live / 8 > TARN__DIRTY_MIN ? exit_live / 8 : TARN__DIRTY_MIN) +
+                    TARN__SPARE_MAX;
+    cr_assert_leq(exit_dirty, budget, "dirty %zu, budget %zu", exit_dirty, budget);
+    cr_assert_leq(h->dirty_bytes, exit_dirty, "exiting added nothing");
+    cr_assert_gt(h->dirty_bytes, 0, "what the budget allows is kept for the adopter");
+    cr_assert_lt(tarn__os_rss() - base, 8 * MiB, "the 32 MiB went back");
+    pthread_create(&t, NULL, allocate_all, (void *)(uintptr_t)48);
+    pthread_join(t, NULL);
+    for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
+    cr_assert_eq(h->dirty_bytes, 0, "a free into the abandoned heap gave everything back");
+}
+
 static void *free_all(void *arg) {
     (void)arg;
     for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);

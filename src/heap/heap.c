@@ -74,15 +74,16 @@ static tarn__heap_t *heap_new_locked(void) {
     return h;
 }
 
-/* Runs at thread exit: empties what can be emptied, gives free memory
- * back, and leaves the heap for adoption. */
+/* Runs at thread exit: empties what can be emptied, gives back free memory
+ * that waited the purge delay (the rest stays within the budget, for the
+ * thread that adopts the heap), and leaves the heap for adoption. */
 static void heap_thread_exit(void *arg) {
     tarn__heap_t *h = arg;
     tarn__tls_heap = &tarn__empty_heap;
     tarn__heap_collect_remote(h);
     atomic_store_explicit(&h->state, TARN__HEAP_BUSY, memory_order_relaxed);
     tarn__heap_retire_empty(h);
-    tarn__purge(h, true);
+    tarn__purge(h, false);
     pthread_mutex_lock(&heaps_lock);
     h->next_abandoned = abandoned_heaps;
     abandoned_heaps = h;
