@@ -49,6 +49,7 @@ static size_t purge_oldest(tarn__heap_t *h) {
     size_t bytes = 0;
     for (unsigned i = lo; i <= hi; i++) {
         tarn__page_t *p = &seg->pages[i];
+        tarn_assert(!(p->flags & TARN__PAGE_LIVE), "a purge never covers a page in use");
         if (p->dirty) tarn__purge_remove(h, p);
         bytes += p->touched;
         p->touched = 0;

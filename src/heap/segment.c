@@ -40,6 +40,7 @@ static size_t page_span(const tarn__segment_t *seg, unsigned i, size_t *lo) {
  * would otherwise commit for nothing. A header not yet set up is zero, or
  * left unused by the segment's earlier life: never LIVE either way. */
 tarn__page_t *tarn__segment_page_setup(tarn__segment_t *seg) {
+    tarn_assert(seg->page_next < seg->page_count, "a segment sets up no more pages than it has");
     unsigned i = seg->page_next++;
     tarn__page_t *pg = &seg->pages[i];
     size_t lo, area = page_span(seg, i, &lo);
