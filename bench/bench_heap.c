@@ -8,9 +8,12 @@
  * lifetimes), realloc-grow (buffers grown by realloc). Each runs in a child
  * process that calls plain malloc; the allocator is chosen with LD_PRELOAD,
  * so all five run the same binary. The parent measures wall time and peak
- * RSS (wait4) and prints medians and ratios to glibc from the same run. */
+ * RSS (wait4) and prints medians and ratios to glibc from the same run; then,
+ * for glibc and tarn, the page faults and system time behind them, which is
+ * where memory given back and touched again shows. */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -278,8 +281,12 @@ static void find_allocators(void) {
     }
 }
 
-/* Runs one workload in a child under one allocator: wall ms, peak RSS KiB. */
-static int measure(const char *self, int w, const allocator_t *a, double *ms, double *rss_kib) {
+typedef struct {
+    double ms, rss_kib, faults, sys_ms;
+} sample_t;
+
+/* Runs one workload in a child under one allocator. */
+static int measure(const char *self, int w, const allocator_t *a, sample_t *out) {
     char scale_arg[32];
     snprintf(scale_arg, sizeof scale_arg, "%ld", scale);
     double t0 = bench_now_ns();
@@ -292,8 +299,10 @@ static int measure(const char *self, int w, const allocator_t *a, double *ms, do
     int status;
     struct rusage ru;
     if (pid < 0 || wait4(pid, &status, 0, &ru) != pid) return -1;
-    *ms = (bench_now_ns() - t0) / 1e6;
-    *rss_kib = (double)ru.ru_maxrss;
+    out->ms = (bench_now_ns() - t0) / 1e6;
+    out->rss_kib = (double)ru.ru_maxrss;
+    out->faults = (double)ru.ru_minflt + (double)ru.ru_majflt;
+    out->sys_ms = (double)ru.ru_stime.tv_sec * 1e3 + (double)ru.ru_stime.tv_usec / 1e3;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
@@ -304,6 +313,7 @@ static double geomean(const double *v, int n) {
 }
 
 static double ms_med[N_WORK][MAX_ALLOC], rss_med[N_WORK][MAX_ALLOC];
+static double faults_med[N_WORK][2], sys_med[N_WORK][2]; /* glibc, tarn */
 
 static void print_table(FILE *out, int reps) {
     fprintf(out, "heap: wall time and peak RSS, median of %d runs (jemalloc, tcmalloc, "
@@ -328,6 +338,15 @@ static void print_table(FILE *out, int reps) {
     for (int a = 1; a < n_allocs; a++)
         fprintf(out, " **%.2f** | **%.2f** |", geomean(tr[a], N_WORK), geomean(rr[a], N_WORK));
     fprintf(out, "\n");
+}
+
+static void print_kernel_table(FILE *out) {
+    fprintf(out, "\nkernel work behind the table (medians): page faults, system time\n\n"
+                 "| workload | glibc faults | tarn faults | glibc sys ms | tarn sys ms |\n"
+                 "|---|---|---|---|---|\n");
+    for (int w = 0; w < N_WORK; w++)
+        fprintf(out, "| %s | %.0f | %.0f | %.0f | %.0f |\n", workloads[w].name, faults_med[w][0],
+                faults_med[w][1], sys_med[w][0], sys_med[w][1]);
 }
 
 static void write_chart_data(void) {
@@ -363,27 +382,39 @@ int main(int argc, char **argv) {
     scale = full ? 4 : 1;
     find_allocators();
     bench_machine_line();
-    static double ms[N_WORK][MAX_ALLOC][MAX_REPS], rss[N_WORK][MAX_ALLOC][MAX_REPS];
+    static sample_t runs[N_WORK][MAX_ALLOC][MAX_REPS];
     /* Repetitions outermost, so background load spreads over all allocators. */
     for (int r = 0; r < reps; r++)
         for (int w = 0; w < N_WORK; w++)
             for (int a = 0; a < n_allocs; a++)
                 if ((a < 2 || r < ANCHOR_REPS(reps)) &&
-                    measure("/proc/self/exe", w, &allocs[a], &ms[w][a][r], &rss[w][a][r])) {
+                    measure("/proc/self/exe", w, &allocs[a], &runs[w][a][r])) {
                     fprintf(stderr, "bench_heap: %s under %s failed\n", workloads[w].name, allocs[a].name);
                     return 1;
                 }
     for (int w = 0; w < N_WORK; w++)
         for (int a = 0; a < n_allocs; a++) {
             int n = a < 2 ? reps : ANCHOR_REPS(reps);
-            ms_med[w][a] = bench_median(ms[w][a], n);
-            rss_med[w][a] = bench_median(rss[w][a], n);
+            double v[4][MAX_REPS];
+            for (int r = 0; r < n; r++) {
+                const sample_t *s = &runs[w][a][r];
+                v[0][r] = s->ms, v[1][r] = s->rss_kib, v[2][r] = s->faults, v[3][r] = s->sys_ms;
+            }
+            ms_med[w][a] = bench_median(v[0], n);
+            rss_med[w][a] = bench_median(v[1], n);
+            if (a < 2) {
+                faults_med[w][a] = bench_median(v[2], n);
+                sys_med[w][a] = bench_median(v[3], n);
+            }
         }
     print_table(stdout, reps);
+    bool with_tarn = n_allocs > 1 && !strcmp(allocs[1].name, "tarn");
+    if (with_tarn) print_kernel_table(stdout);
     mkdir("bench/results", 0755);
     FILE *f = fopen("bench/results/heap.md", "w");
     if (f) {
         print_table(f, reps);
+        if (with_tarn) print_kernel_table(f);
         fclose(f);
     }
     write_chart_data();

@@ -20,12 +20,7 @@ static void *fail_nomem(void) {
 /* From class cls's front page, else the class slow path. */
 void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact) {
     tarn__page_t *pg = h->queues[cls].first;
-    if (pg && pg->free) {
-        tarn__block_t *b = pg->free;
-        pg->free = b->next;
-        pg->used++;
-        return b;
-    }
+    if (pg && pg->free) return tarn__page_pop(pg);
     return tarn__page_queue_alloc(h, cls, exact);
 }
 

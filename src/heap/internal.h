@@ -207,6 +207,25 @@ static inline tarn__segment_t *tarn__segment_of(const void *p) {
     return (tarn__segment_t *)((uintptr_t)p & ~(uintptr_t)TARN__SEG_MASK);
 }
 
+/* Index of a segment's first page: small page 0 lies inside the header. */
+static inline unsigned tarn__segment_first_page(const tarn__segment_t *seg) {
+    return (unsigned)(TARN__HEADER_SPAN >> seg->page_shift);
+}
+
+/* The newest cached segment is left out of the purge budget while it holds
+ * at most TARN__SPARE_MAX (see purge.c). */
+static inline bool tarn__segment_spared(const tarn__heap_t *h, const tarn__segment_t *seg) {
+    return seg == h->cache && seg->cached_dirty <= TARN__SPARE_MAX;
+}
+
+/* Hands out pg's next free block; pg->free is not empty. */
+static inline tarn__block_t *tarn__page_pop(tarn__page_t *pg) {
+    tarn__block_t *b = pg->free;
+    pg->free = b->next;
+    pg->used++;
+    return b;
+}
+
 static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
     return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
 }
@@ -267,12 +286,7 @@ static inline void *tarn__heap_malloc(size_t size) {
     tarn__heap_t *h = tarn__tls_heap;
     if (tarn__likely(size <= TARN__DIRECT_MAX)) {
         tarn__page_t *pg = h->direct[(size + 7) >> 3];
-        tarn__block_t *b = pg->free;
-        if (tarn__likely(b != NULL)) {
-            pg->free = b->next;
-            pg->used++;
-            return b;
-        }
+        if (tarn__likely(pg->free != NULL)) return tarn__page_pop(pg);
     }
     return tarn__malloc_generic(h, size);
 }

@@ -33,13 +33,12 @@ static bool joinable(const tarn__segment_t *seg, unsigned i) {
 
 /* Decommits the oldest queued page together with the queued pages next to
  * it in its segment, in one madvise: each call costs a TLB flush, which
- * under virtualization costs more than the pages (measured: 526 calls of
- * 60 us each on realloc-grow). Returns the bytes given back. */
+ * under virtualization costs more than the pages (measured with strace on
+ * realloc-grow: 526 calls -> 333). Returns the bytes given back. */
 static size_t purge_oldest(tarn__heap_t *h) {
     tarn__page_t *pg = h->purge_head;
     tarn__segment_t *seg = tarn__segment_of(pg);
-    unsigned first = (unsigned)(TARN__HEADER_SPAN >> seg->page_shift); /* small page 0: header */
-    unsigned lo = pg->index, hi = pg->index;
+    unsigned first = tarn__segment_first_page(seg), lo = pg->index, hi = pg->index;
     for (unsigned i = lo; i > first && joinable(seg, i - 1); i--)
         if (seg->pages[i - 1].dirty) lo = i - 1;
     for (unsigned i = hi; joinable(seg, i + 1); i++)
@@ -82,12 +81,12 @@ static size_t dirty_budget(tarn__heap_t *h) {
     return b < TARN__DIRTY_MIN ? TARN__DIRTY_MIN : b > TARN__DIRTY_MAX ? TARN__DIRTY_MAX : b;
 }
 
-/* The newest cached segment, if it holds at most TARN__SPARE_MAX: a
- * program freeing one large block at a time likely allocates the next one
- * soon, and giving it back each time costs an madvise and a page fault per
- * OS page on reuse (measured on alloc-mix: 955 madvise calls -> 566). */
+/* Bytes of the newest cached segment left out of the budget: a program
+ * freeing one large block at a time likely allocates the next one soon, and
+ * giving it back each time costs an madvise and a page fault per OS page on
+ * reuse (measured with strace on alloc-mix: 915 madvise calls -> 551). */
 static size_t spared(const tarn__heap_t *h) {
-    return h->cache && h->cache->cached_dirty <= TARN__SPARE_MAX ? h->cache->cached_dirty : 0;
+    return h->cache && tarn__segment_spared(h, h->cache) ? h->cache->cached_dirty : 0;
 }
 
 /* Over budget: give back down to half of it, cached segments first (their

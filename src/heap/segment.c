@@ -65,8 +65,7 @@ static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool d
     seg->size = TARN__SEG_SIZE;
     seg->next = seg->prev = NULL;
     seg->unused_pages = NULL;
-    size_t lo;
-    seg->page_next = page_span(seg, 0, &lo) ? 0 : 1; /* small page 0 is all header */
+    seg->page_next = (uint16_t)tarn__segment_first_page(seg);
 }
 
 /* A segment of the given kind (small, medium, large) owned by h: from h's
@@ -90,8 +89,8 @@ tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
 }
 
 static size_t page_area(tarn__page_t *pg) {
-    tarn__segment_t *seg = tarn__segment_of(pg);
-    return (size_t)(((uint8_t *)seg + ((size_t)(pg->index + 1) << seg->page_shift)) - pg->start);
+    size_t lo;
+    return page_span(tarn__segment_of(pg), pg->index, &lo);
 }
 
 static void avail_push(tarn__heap_t *h, tarn__segment_t *seg) {
@@ -156,8 +155,7 @@ static void cache_unmap(tarn__heap_t *h, tarn__segment_t **link) {
 size_t tarn__segment_cache_decommit(tarn__heap_t *h) {
     tarn__segment_t *oldest = NULL;
     for (tarn__segment_t *seg = h->cache; seg; seg = seg->next)
-        if (seg->cached_dirty && (seg != h->cache || seg->cached_dirty > TARN__SPARE_MAX))
-            oldest = seg;
+        if (seg->cached_dirty && !tarn__segment_spared(h, seg)) oldest = seg;
     if (!oldest) return 0;
     size_t page = tarn__os_page_size();
     tarn__os_decommit((uint8_t *)oldest + page, TARN__SEG_SIZE - page);
