@@ -412,6 +412,43 @@ Test(heap_pages, freed_blocks_are_reused_before_carving) {
     for (int i = 0; i < n; i++) tarn_free(v[i]);
 }
 
+/* Page A fills up, page B becomes the front; all of A's blocks but one are
+ * freed. A realloc of that one, although it fits, moves it out, and A
+ * empties and goes back to its segment. */
+Test(heap_pages, realloc_moves_a_block_out_of_a_sparse_page) {
+    enum { SIZE = 1000, MAX = 200 };
+    char *v[MAX];
+    tarn__page_t *a = NULL, *b = NULL;
+    int n = 0;
+    while (n < MAX && !b) {
+        v[n] = tarn_malloc(SIZE);
+        tarn__page_t *pg = tarn__page_of(tarn__segment_of(v[n]), v[n]);
+        if (!a) a = pg;
+        else if (pg != a) b = pg;
+        n++;
+    }
+    cr_assert(b && (a->flags & TARN__PAGE_FULL), "the first page filled up");
+    int kept = -1;
+    for (int i = 0; i < n; i++) {
+        if (tarn__page_of(tarn__segment_of(v[i]), v[i]) != a) continue;
+        if (kept < 0) {
+            kept = i;
+            memset(v[i], 0x5a, SIZE);
+            continue;
+        }
+        tarn_free(v[i]);
+        v[i] = NULL;
+    }
+    cr_assert_eq(a->used, 1, "page A holds one block");
+    char *q = tarn_realloc(v[kept], SIZE);
+    cr_assert_neq(q, v[kept], "the block left the sparse page");
+    for (int i = 0; i < SIZE; i++) cr_assert_eq(q[i], 0x5a, "byte %d moved with it", i);
+    cr_assert_eq(a->flags & TARN__PAGE_LIVE, 0, "page A emptied and was released");
+    v[kept] = q;
+    cr_assert_eq(tarn_realloc(q, SIZE), q, "in a page in use it stays put");
+    for (int i = 0; i < n; i++) tarn_free(v[i]);
+}
+
 /* Carves class `size` until its front page has no free block left; returns
  * the count kept in v. */
 static int exhaust_class(size_t size, void **v, int max) {

