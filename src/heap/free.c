@@ -59,7 +59,7 @@ static void free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b
     while (!atomic_compare_exchange_weak_explicit(&h->remote_pages, &top, pg,
                                                   memory_order_release, memory_order_relaxed));
     if (atomic_load_explicit(&h->state, memory_order_acquire) == TARN__HEAP_ABANDONED)
-        tarn__heap_collect_abandoned(h);
+        tarn__heap_collect_abandoned(h, false);
 }
 
 void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {

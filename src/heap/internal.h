@@ -250,8 +250,8 @@ size_t tarn__heap_retire_empty(tarn__heap_t *h);
 
 /* heap.c */
 tarn__heap_t *tarn__heap_init_thread(void);
-size_t tarn__heap_collect_abandoned(tarn__heap_t *h);
-size_t tarn__heap_collect_all_abandoned(void);
+size_t tarn__heap_collect_abandoned(tarn__heap_t *h, bool all);
+size_t tarn__heap_collect_all_abandoned(bool all);
 
 /* free.c */
 void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);

@@ -9,7 +9,7 @@ size_t tarn_collect(bool force) {
         if (force) tarn__heap_retire_empty(h);
         released += tarn__purge(h, force);
     }
-    return released + tarn__heap_collect_all_abandoned();
+    return released + tarn__heap_collect_all_abandoned(force);
 }
 
 #define MIB(x) ((double)(x) / (1 << 20))
