@@ -91,12 +91,52 @@ Test(heap_threads, an_exited_heap_keeps_only_its_budget_for_the_adopter) {
     pthread_join(t, NULL);
     for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
     size_t live = atomic_load(&h->live_bytes);
+    if (live < h->exit_live) live = h->exit_live; /* the budget it left with */
     size_t now_budget = (live / 8 > TARN__DIRTY_MIN ? live / 8 : TARN__DIRTY_MIN) + TARN__SPARE_MAX;
     cr_assert_leq(h->dirty_bytes, now_budget, "frees into the abandoned heap kept its budget");
     cr_assert_gt(h->dirty_bytes, 0, "and kept what it allows for the next adopter");
     cr_assert_lt(tarn__os_rss() - base, 8 * MiB, "and nothing more");
     tarn_collect(true);
     cr_assert_eq(h->dirty_bytes, 0, "tarn_collect(true) gave everything back");
+}
+
+static char *big_blocks[2048];
+
+static void *allocate_big(void *arg) {
+    for (int i = 0; i < 2048; i++) {
+        big_blocks[i] = tarn_malloc(4096);
+        memset(big_blocks[i], 1, 4096);
+    }
+    *(tarn__heap_t **)arg = tarn__tls_heap;
+    return NULL;
+}
+
+/* 8 MiB live when the thread exits. Another thread frees all but one
+ * block per segment (so the segments stay): the abandoned heap keeps the
+ * budget it left with (an eighth of 8 MiB) for the thread that adopts it,
+ * rather than the floor its few remaining live bytes would give. */
+Test(heap_threads, an_exited_heap_keeps_the_budget_it_left_with) {
+    tarn__heap_t *h = NULL;
+    pthread_t t;
+    pthread_create(&t, NULL, allocate_big, &h);
+    pthread_join(t, NULL);
+    size_t left_with = h->exit_live / 8;
+    cr_assert_gt(left_with, 4 * TARN__DIRTY_MIN, "the heap left with %zu live bytes", h->exit_live);
+    tarn__segment_t *kept_in = NULL;
+    for (int i = 0; i < 2048; i++) {
+        tarn__segment_t *seg = tarn__segment_of(big_blocks[i]);
+        if (seg != kept_in) {
+            kept_in = seg; /* the first block of each segment stays */
+            continue;
+        }
+        tarn_free(big_blocks[i]);
+        big_blocks[i] = NULL;
+    }
+    cr_assert_gt(h->dirty_bytes, TARN__DIRTY_MIN, "kept more than the floor: %zu", h->dirty_bytes);
+    cr_assert_leq(h->dirty_bytes, left_with, "but within its budget");
+    for (int i = 0; i < 2048; i++) tarn_free(big_blocks[i]);
+    tarn_collect(true);
+    cr_assert_eq(h->dirty_bytes, 0);
 }
 
 static void *free_all(void *arg) {

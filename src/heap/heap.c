@@ -50,6 +50,7 @@ static tarn__heap_t *heap_adopt_locked(void) {
         if (atomic_compare_exchange_strong_explicit(&h->state, &expect, TARN__HEAP_ACTIVE,
                                                     memory_order_acquire, memory_order_relaxed)) {
             *link = h->next_abandoned;
+            h->exit_live = 0;
             atomic_fetch_add_explicit(&tarn__counters.abandoned_adopted, 1, memory_order_relaxed);
             return h;
         }
@@ -83,6 +84,7 @@ static void heap_thread_exit(void *arg) {
     tarn__heap_collect_remote(h);
     atomic_store_explicit(&h->state, TARN__HEAP_BUSY, memory_order_relaxed);
     tarn__heap_retire_empty(h);
+    h->exit_live = atomic_load_explicit(&h->live_bytes, memory_order_relaxed);
     tarn__purge(h, false);
     pthread_mutex_lock(&heaps_lock);
     h->next_abandoned = abandoned_heaps;

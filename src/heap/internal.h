@@ -177,6 +177,7 @@ struct tarn__heap {
      * may be freed by any thread. Only the purge budget reads it. */
     _Atomic size_t live_bytes;
     struct tarn__heap *next_abandoned; /* under the heaps lock */
+    size_t exit_live; /* abandoned: live bytes when its thread exited */
     _Alignas(64) _Atomic(tarn__page_t *) remote_pages;
     _Atomic int state;
 };
