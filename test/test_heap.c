@@ -381,19 +381,28 @@ Test(heap_oom, every_kind_fails_cleanly) {
  * time. Once B's carved blocks run out, blocks freed into A are handed out
  * before B carves more: carving would touch new memory while A's free
  * blocks sit committed. */
+/* Allocates `size`-byte blocks into v until page A is full and page B, the
+ * next, has carved at least b_min; returns the count. */
+static int fill_a_page(size_t size, void **v, int max, uint32_t b_min, tarn__page_t **a,
+                       tarn__page_t **b) {
+    int n = 0;
+    *a = *b = NULL;
+    while (n < max && (!*b || (*b)->capacity < b_min)) {
+        v[n] = tarn_malloc(size);
+        tarn__page_t *pg = tarn__page_of(tarn__segment_of(v[n]), v[n]);
+        if (!*a) *a = pg;
+        else if (pg != *a) *b = pg;
+        n++;
+    }
+    cr_assert(*b && ((*a)->flags & TARN__PAGE_FULL), "the first page filled up");
+    return n;
+}
+
 Test(heap_pages, freed_blocks_are_reused_before_carving) {
     enum { SIZE = 1000, MAX = 200 };
     void *v[MAX];
-    tarn__page_t *a = NULL, *b = NULL;
-    int n = 0;
-    while (n < MAX && (!b || b->capacity < 8)) {
-        v[n] = tarn_malloc(SIZE);
-        tarn__page_t *pg = tarn__page_of(tarn__segment_of(v[n]), v[n]);
-        if (!a) a = pg;
-        else if (pg != a) b = pg;
-        n++;
-    }
-    cr_assert(b && (a->flags & TARN__PAGE_FULL), "the first page filled up");
+    tarn__page_t *a, *b;
+    int n = fill_a_page(SIZE, v, MAX, 8, &a, &b);
     int freed = 0;
     for (int i = 0; i < n && freed < 5; i++)
         if (tarn__page_of(tarn__segment_of(v[i]), v[i]) == a) {
@@ -418,16 +427,8 @@ Test(heap_pages, freed_blocks_are_reused_before_carving) {
 Test(heap_pages, realloc_moves_a_block_out_of_a_sparse_page) {
     enum { SIZE = 1000, MAX = 200 };
     char *v[MAX];
-    tarn__page_t *a = NULL, *b = NULL;
-    int n = 0;
-    while (n < MAX && !b) {
-        v[n] = tarn_malloc(SIZE);
-        tarn__page_t *pg = tarn__page_of(tarn__segment_of(v[n]), v[n]);
-        if (!a) a = pg;
-        else if (pg != a) b = pg;
-        n++;
-    }
-    cr_assert(b && (a->flags & TARN__PAGE_FULL), "the first page filled up");
+    tarn__page_t *a, *b;
+    int n = fill_a_page(SIZE, (void **)v, MAX, 1, &a, &b);
     int kept = -1;
     for (int i = 0; i < n; i++) {
         if (tarn__page_of(tarn__segment_of(v[i]), v[i]) != a) continue;
