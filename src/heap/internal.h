@@ -60,8 +60,8 @@
  * 1/8 of what the program really uses. (Measured: a sixteenth would cut
  * alloc-mix's peak RSS from 0.93x to 0.79x glibc's but cost it a quarter
  * more time; a 1 MiB floor kept a thread's small heap twice its size, and
- * 256 KiB left xmalloc's two producer heaps 190 KiB more than this floor,
- * at 0.02 s more time, still half of glibc's; median of 11.) */
+ * 256 KiB left xmalloc's two producer heaps 190 KiB more than 128 KiB does;
+ * 128 KiB costs xmalloc 0.02 s, still half of glibc's time; median of 11.) */
 #define TARN__PURGE_DELAY_MS 250
 #define TARN__DIRTY_MIN ((size_t)128 << 10)
 #define TARN__DIRTY_MAX ((size_t)32 << 20)
