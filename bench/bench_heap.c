@@ -256,8 +256,8 @@ enum { N_WORK = sizeof workloads / sizeof *workloads, MAX_ALLOC = 5, MAX_REPS = 
 /* glibc and tarn run every repetition; the other allocators fewer, as
  * jemalloc's and mimalloc's realloc-grow alone take seconds a run. Nine
  * for the two compared most closely: a small workload's peak RSS moves by
- * up to 0.3 MiB between identical runs (where ASLR puts the libraries'
- * 64 KiB fault-around windows), which five medians did not settle. */
+ * up to 0.3 MiB between identical runs, mostly with address-space
+ * randomization (docs/heap.md), which five medians did not settle. */
 #define ANCHOR_REPS(reps) ((reps) / 3)
 
 typedef struct {

@@ -377,10 +377,6 @@ Test(heap_oom, every_kind_fails_cleanly) {
     tarn_free(warm);
 }
 
-/* Page A fills up and leaves the queue; page B is carved a little at a
- * time. Once B's carved blocks run out, blocks freed into A are handed out
- * before B carves more: carving would touch new memory while A's free
- * blocks sit committed. */
 /* Allocates `size`-byte blocks into v until page A is full and page B, the
  * next, has carved at least b_min; returns the count. */
 static int fill_a_page(size_t size, void **v, int max, uint32_t b_min, tarn__page_t **a,
@@ -398,6 +394,10 @@ static int fill_a_page(size_t size, void **v, int max, uint32_t b_min, tarn__pag
     return n;
 }
 
+/* Page A fills up and leaves the queue; page B is carved a little at a
+ * time. Once B's carved blocks run out, blocks freed into A are handed out
+ * before B carves more: carving would touch new memory while A's free
+ * blocks sit committed. */
 Test(heap_pages, freed_blocks_are_reused_before_carving) {
     enum { SIZE = 1000, MAX = 200 };
     void *v[MAX];
@@ -448,6 +448,42 @@ Test(heap_pages, realloc_moves_a_block_out_of_a_sparse_page) {
     v[kept] = q;
     cr_assert_eq(tarn_realloc(q, SIZE), q, "in a page in use it stays put");
     for (int i = 0; i < n; i++) tarn_free(v[i]);
+}
+
+/* A block that fits moves out of a sparse page into a smaller class, whose
+ * first page needs a new segment, and the OS has none: realloc keeps the
+ * block where it is, as if it had not tried, instead of failing. */
+Test(heap_oom, a_fitting_block_stays_when_its_move_finds_no_memory) {
+    enum { MAX = 200, FILL = 600 };
+    char *v[MAX];
+    static void *fill[FILL];
+    tarn__page_t *a, *b;
+    int n = fill_a_page(1000, (void **)v, MAX, 1, &a, &b);
+    int kept = -1;
+    for (int i = 0; i < n; i++) {
+        if (tarn__page_of(tarn__segment_of(v[i]), v[i]) != a) continue;
+        if (kept < 0) {
+            kept = i;
+            continue;
+        }
+        tarn_free(v[i]);
+        v[i] = NULL;
+    }
+    memset(v[kept], 0x5a, 600);
+    tarn__segment_t *seg = tarn__segment_of(v[kept]);
+    int nfill = 0;
+    while (nfill < FILL && (seg->unused_pages || seg->page_next < seg->page_count))
+        fill[nfill++] = tarn_malloc(8192); /* takes the segment's other pages */
+    cr_assert_lt(nfill, FILL, "the segment filled up");
+    tarn__os_fail(0, -1);
+    errno = 0;
+    char *q = tarn_realloc(v[kept], 600);
+    tarn__os_fail(-1, 0);
+    cr_assert_eq(q, v[kept], "the block stayed");
+    cr_assert_eq(errno, 0, "and errno too");
+    for (int i = 0; i < 600; i++) cr_assert_eq(q[i], 0x5a, "byte %d", i);
+    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    for (int i = 0; i < nfill; i++) tarn_free(fill[i]);
 }
 
 /* Carves class `size` until its front page has no free block left; returns

@@ -118,9 +118,11 @@ static void *realloc_far(void *p, size_t size) {
     return q;
 }
 
-/* A page of the caller's own with at most half of its blocks in use,
- * not the one its class allocates from: realloc moves a block out of it
- * even when the block fits, so the page can empty. realloc is the one call
+/* A page of the caller's own with at most half of its blocks in use (of
+ * eight carved at least, so a page just started is left alone), not the
+ * one its class allocates from: realloc moves a block out of it even when
+ * the block fits, so the page can empty; if that move finds no memory, the
+ * block stays where it is. realloc is the one call
  * where the heap may move a block; buffers grown together leave their
  * slowest few behind in pages the rest have left, and this gathers them
  * (measured on bench_heap's realloc-grow, median of 3: peak RSS 19.3 ->
@@ -155,7 +157,12 @@ void *tarn_realloc(void *p, size_t size) {
      * partly emptied pages behind (measured: peak RSS of 1000 buffers grown
      * round-robin falls from 1.25x to 1.14x glibc's). */
     size_t want = size > usable && size <= TARN__MEDIUM_MAX ? size + size / 8 : size;
+    int saved = errno;
     void *q = tarn__heap_malloc(want);
+    if (!q && size <= usable) {
+        errno = saved; /* it fits: it was only leaving a sparse page */
+        return p;
+    }
     if (!q) return NULL;
     memcpy(q, p, size < usable ? size : usable);
     tarn__heap_free(p);
