@@ -1,6 +1,6 @@
 /* The only file that calls the kernel for memory: mmap, munmap, madvise,
- * mremap, sysconf, and the few reads tarn needs (stderr, /proc, entropy).
- * Contract in internal.h. */
+ * mremap, mincore, sysconf, and the few reads tarn needs (stderr, /proc,
+ * entropy). Contract in internal.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -92,6 +92,18 @@ void *tarn__os_reserve(size_t size, size_t align) {
 
 void tarn__os_unmap(void *p, size_t size) {
     if (p) munmap(p, tarn__align_up(size, tarn__os_page_size()));
+}
+
+/* mincore per chunk of pages: a 4 MiB segment is 1,024 of them, one call. */
+size_t tarn__os_resident(void *p, size_t size) {
+    size_t page = tarn__os_page_size(), pages = (size + page - 1) / page, count = 0;
+    unsigned char vec[1024];
+    for (size_t i = 0; i < pages; i += sizeof vec) {
+        size_t n = pages - i < sizeof vec ? pages - i : sizeof vec;
+        if (mincore((char *)p + i * page, n * page, vec) != 0) return size;
+        for (size_t j = 0; j < n; j++) count += vec[j] & 1;
+    }
+    return count * page;
 }
 
 void tarn__os_decommit(void *p, size_t size) {

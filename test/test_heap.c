@@ -394,6 +394,26 @@ static int fill_a_page(size_t size, void **v, int max, uint32_t b_min, tarn__pag
     return n;
 }
 
+/* Each size lands in the page kind meant for it: 64 KiB pages up to
+ * 8 KiB, 256 KiB up to 32 KiB, 512 KiB up to 128 KiB, then a segment of
+ * its own. */
+Test(heap_pages, each_size_range_gets_its_page_kind) {
+    const struct {
+        size_t size;
+        unsigned shift;
+    } want[] = {
+        {8 * KiB, TARN__SMALL_PAGE_SHIFT},      {8 * KiB + 1, TARN__MID_PAGE_SHIFT},
+        {32 * KiB, TARN__MID_PAGE_SHIFT},       {32 * KiB + 1, TARN__MEDIUM_PAGE_SHIFT},
+        {128 * KiB, TARN__MEDIUM_PAGE_SHIFT},   {128 * KiB + 1, TARN__SEG_SHIFT},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        void *p = tarn_malloc(want[i].size);
+        cr_assert_not_null(p);
+        cr_assert_eq(tarn__segment_of(p)->page_shift, want[i].shift, "size %zu", want[i].size);
+        tarn_free(p);
+    }
+}
+
 /* Page A fills up and leaves the queue; page B is carved a little at a
  * time. Once B's carved blocks run out, blocks freed into A are handed out
  * before B carves more: carving would touch new memory while A's free

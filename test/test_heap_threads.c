@@ -308,6 +308,21 @@ Test(heap_purge, the_newest_large_block_is_spared_up_to_a_limit) {
     tarn_free(pin);
 }
 
+/* A cached large block counts what the program touched of it, not its
+ * size: a megabyte block written at both ends holds two pages, and the
+ * budget sees two pages. */
+Test(heap_purge, a_cached_large_block_counts_the_pages_it_touched) {
+    void *pin = tarn_malloc(16);
+    tarn__heap_t *h = tarn__tls_heap;
+    size_t page = tarn__os_page_size();
+    char *big = tarn_malloc(MiB);
+    big[0] = big[MiB - 1] = 1;
+    tarn_free(big);
+    cr_assert(h->cache, "the segment is cached");
+    cr_assert_eq(h->cache->cached_dirty, 2 * page);
+    tarn_free(pin);
+}
+
 Test(heap_stats, print_reports_segments_and_rss) {
     void *p = tarn_malloc(1000);
     char buf[2048] = {0};

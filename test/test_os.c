@@ -27,6 +27,20 @@ Test(os, decommit_returns_pages_and_zeroes) {
     tarn__os_unmap(p, len);
 }
 
+/* Resident is what was written, not what was mapped, and decommit clears it. */
+Test(os, resident_counts_only_touched_pages) {
+    size_t page = tarn__os_page_size(), len = 64 * page;
+    char *p = tarn__os_map(len);
+    cr_assert_not_null(p);
+    cr_assert_eq(tarn__os_resident(p, len), 0);
+    p[0] = p[5 * page + 7] = p[len - 1] = 1;
+    cr_assert_eq(tarn__os_resident(p, len), 3 * page);
+    cr_assert_eq(tarn__os_resident(p + page, 4 * page), 0, "a range between touched pages");
+    tarn__os_decommit(p, len);
+    cr_assert_eq(tarn__os_resident(p, len), 0);
+    tarn__os_unmap(p, len);
+}
+
 Test(os, fault_injection_fails_from_the_chosen_call_until_turned_off) {
     tarn__os_fail(1, -1);
     void *a = tarn__os_map(4096);

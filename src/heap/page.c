@@ -76,7 +76,9 @@ static void page_extend(tarn__page_t *pg) {
 }
 
 static tarn__page_t *page_new(tarn__heap_t *h, unsigned cls) {
-    int kind = cls < TARN__SMALL_CLASSES ? TARN__SEG_SMALL : TARN__SEG_MEDIUM;
+    int kind = cls < TARN__SMALL_CLASSES               ? TARN__SEG_SMALL
+               : tarn__class_size(cls) <= TARN__MID_MAX ? TARN__SEG_MID
+                                                        : TARN__SEG_MEDIUM;
     tarn__page_t *pg = tarn__segment_page_alloc(h, kind);
     if (!pg) return NULL;
     page_init(pg, cls);

@@ -53,8 +53,8 @@ tarn__page_t *tarn__segment_page_setup(tarn__segment_t *seg) {
 
 /* dirty: the segment may hold committed, non-zero memory from earlier use. */
 static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool dirty) {
-    static const uint8_t shift[] = {TARN__SMALL_PAGE_SHIFT, TARN__MEDIUM_PAGE_SHIFT,
-                                    TARN__SEG_SHIFT};
+    static const uint8_t shift[] = {TARN__SMALL_PAGE_SHIFT, TARN__MID_PAGE_SHIFT,
+                                    TARN__MEDIUM_PAGE_SHIFT, TARN__SEG_SHIFT};
     seg->heap = h;
     seg->kind = (uint8_t)kind;
     seg->page_shift = shift[kind];
