@@ -64,8 +64,9 @@ void *tarn__os_reserve(size_t size, size_t align);
 void tarn__os_unmap(void *p, size_t size);
 /* Gives the pages back to the OS; they stay mapped and read as zeros. */
 void tarn__os_decommit(void *p, size_t size);
-/* Bytes of [p, p + size) now resident (p page aligned); size itself when
- * the kernel cannot tell, so a caller never undercounts. */
+/* Bytes now resident in the pages of [p, p + size) (p page aligned), in
+ * whole pages; size itself when the kernel cannot tell. A page swapped out
+ * is not resident: the count says nothing about what reads as zero. */
 size_t tarn__os_resident(void *p, size_t size);
 /* Grows or moves a mapping (mremap); NULL with errno when it cannot. */
 void *tarn__os_remap(void *p, size_t old_size, size_t new_size);

@@ -94,7 +94,7 @@ void tarn__os_unmap(void *p, size_t size) {
     if (p) munmap(p, tarn__align_up(size, tarn__os_page_size()));
 }
 
-/* mincore per chunk of pages: a 4 MiB segment is 1,024 of them, one call. */
+/* mincore, 1,024 pages a call: a 4 MiB segment of 4 KiB pages in one. */
 size_t tarn__os_resident(void *p, size_t size) {
     size_t page = tarn__os_page_size(), pages = (size + page - 1) / page, count = 0;
     unsigned char vec[1024];

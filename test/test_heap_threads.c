@@ -3,6 +3,7 @@
  * the OS (seed 000) without any call after the last free. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -316,10 +317,32 @@ Test(heap_purge, a_cached_large_block_counts_the_pages_it_touched) {
     tarn__heap_t *h = tarn__tls_heap;
     size_t page = tarn__os_page_size();
     char *big = tarn_malloc(MiB);
+    madvise(big, MiB, MADV_NOHUGEPAGE); /* one write must fault in one page */
     big[0] = big[MiB - 1] = 1;
     tarn_free(big);
     cr_assert(h->cache, "the segment is cached");
     cr_assert_eq(h->cache->cached_dirty, 2 * page);
+    tarn_free(pin);
+}
+
+/* The resident count is for the budget only: a page swapped out is not
+ * resident but still holds data, so a cached segment reads as zeros only
+ * after a decommit. Here the count is set to 0 as swapping would leave it;
+ * calloc of the next large block must still clear it. */
+Test(heap_purge, a_cached_segment_counted_empty_is_not_taken_for_zeros) {
+    void *pin = tarn_malloc(16);
+    tarn__heap_t *h = tarn__tls_heap;
+    unsigned char *big = tarn_malloc(MiB / 2);
+    memset(big, 0xab, MiB / 2);
+    tarn_free(big);
+    tarn__segment_t *seg = h->cache;
+    cr_assert(seg, "the segment is cached");
+    h->dirty_bytes -= seg->cached_dirty;
+    seg->cached_dirty = 0;
+    unsigned char *again = tarn_calloc(1, MiB / 2);
+    cr_assert_eq(tarn__segment_of(again), seg, "the cached segment is reused");
+    for (size_t i = 0; i < MiB / 2; i += 4096) cr_assert_eq(again[i], 0, "byte %zu", i);
+    tarn_free(again);
     tarn_free(pin);
 }
 

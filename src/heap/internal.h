@@ -75,11 +75,13 @@
 #define TARN__DIRTY_MIN ((size_t)128 << 10)
 #define TARN__DIRTY_MAX ((size_t)32 << 20)
 #define TARN__DIRTY_SHIFT 3
-/* Free segments a heap keeps mapped. A cached segment counts against the
- * budget by what it holds committed (large.c), so the cache can be long;
- * each one kept spares an mmap and an munmap, the munmap a TLB flush
- * (alloc-mix under strace: 133 munmap calls with 4, 40 with 16). */
-#define TARN__SEG_CACHE_MAX 16
+/* Free segments a heap keeps mapped. A cached large segment counts against
+ * the budget by what it holds resident, others by an upper bound of what
+ * they touched (segment.c), so the cache can be long; each one kept spares
+ * an mmap and an munmap, the munmap a TLB flush (alloc-mix under strace: 133
+ * munmap calls with 4, 41 with 8, 39 with 16). Not counted: a cached
+ * segment's first OS page, which holds the cache links. */
+#define TARN__SEG_CACHE_MAX 8
 /* The newest cached segment is not purged for the budget up to this much
  * (see purge.c); the delay still applies to it. */
 #define TARN__SPARE_MAX ((size_t)1 << 20)
@@ -157,7 +159,8 @@ typedef struct tarn__segment {
     uint8_t kind;
     uint8_t page_shift; /* page index = offset >> page_shift */
     uint8_t in_avail;   /* on the heap's list of segments with unused pages */
-    uint8_t fresh;      /* straight from the OS: every byte still reads zero */
+    uint8_t fresh;      /* every byte past the first OS page reads zero: straight from
+                         * the OS, or decommitted while cached */
     uint16_t page_count;
     uint16_t used_pages;
     uint16_t page_next; /* pages from here on have never been set up */
