@@ -36,7 +36,7 @@ static size_t page_span(const tarn__segment_t *seg, unsigned i, size_t *lo) {
 
 /* Sets up the header of the next page never used in this segment. Headers
  * are set up as pages are first taken, not all with the segment: 64 page
- * headers are two OS pages of the segment that a thread with few classes
+ * headers are three OS pages of the segment that a thread with few classes
  * would otherwise commit for nothing. A header not yet set up is zero, or
  * left unused by the segment's earlier life: never LIVE either way. */
 tarn__page_t *tarn__segment_page_setup(tarn__segment_t *seg) {
