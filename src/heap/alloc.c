@@ -119,7 +119,8 @@ static void *realloc_far(void *p, size_t size) {
 }
 
 /* A page of the caller's own with at most half of its blocks in use (of
- * eight carved at least, so a page just started is left alone), not the
+ * eight carved at least, so a page just started is left alone; the first
+ * mid page, six or seven blocks of 26-32 KiB, never qualifies), not the
  * one its class allocates from: realloc moves a block out of it even when
  * the block fits, so the page can empty; if that move finds no memory, the
  * block stays where it is. realloc is the one call
