@@ -43,6 +43,17 @@ Test(os, resident_counts_only_touched_pages) {
     tarn__os_unmap(p, len);
 }
 
+/* A range the kernel cannot account for (here half unmapped) counts as
+ * wholly resident: the budget then gives back too much, never too little. */
+Test(os, resident_of_an_unmapped_range_counts_it_all) {
+    size_t page = tarn__os_page_size();
+    char *p = tarn__os_map(2 * page);
+    cr_assert_not_null(p);
+    tarn__os_unmap(p + page, page);
+    cr_assert_eq(tarn__os_resident(p, 2 * page), 2 * page);
+    tarn__os_unmap(p, page);
+}
+
 Test(os, fault_injection_fails_from_the_chosen_call_until_turned_off) {
     tarn__os_fail(1, -1);
     void *a = tarn__os_map(4096);

@@ -66,9 +66,10 @@
  * heap holds more of it than its budget: an eighth of its live bytes,
  * clamped to [DIRTY_MIN, DIRTY_MAX]. Past the budget the oldest goes back
  * at once, so no timer is needed (seed 000) and peak RSS stays within about
- * 1/8 of what the program really uses. (Measured: a sixteenth would cut
- * alloc-mix's peak RSS from 0.93x to 0.79x glibc's but cost it a quarter
- * more time; a 1 MiB floor kept a thread's small heap twice its size, and
+ * 1/8 of what the program really uses. (Measured in throwaway builds of
+ * this code: 3/32 cut alloc-mix's peak RSS from 0.83-0.85x to 0.78x glibc's
+ * but took its time from 0.87-0.89x to 0.97-1.03x, two make bench runs; a
+ * sixteenth, 11.9 MiB at 1.11x glibc's time, median of 7. A 1 MiB floor kept a thread's small heap twice its size, and
  * 256 KiB left xmalloc's two producer heaps 190 KiB more than 128 KiB does;
  * 128 KiB costs xmalloc 0.02 s, still half of glibc's time; median of 11.) */
 #define TARN__PURGE_DELAY_MS 250
