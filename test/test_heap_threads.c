@@ -246,9 +246,12 @@ Test(heap_purge, unused_pages_wait_for_the_delay) {
     void *v[32];
     for (int i = 0; i < 32; i++) v[i] = tarn_malloc(4000);
     for (int i = 0; i < 32; i++) memset(v[i], 1, 4000);
+    uint64_t freed = tarn__os_now_ms();
     for (int i = 0; i < 32; i++) tarn_free(v[i]);
     cr_assert_gt(tarn__tls_heap->dirty_bytes, 0, "kept for reuse at first");
-    cr_assert_eq(tarn_collect(false), 0, "too young to purge");
+    size_t young = tarn_collect(false);
+    /* The delay is short: a test preempted past it may see the purge. */
+    if (tarn__os_now_ms() - freed < TARN__PURGE_DELAY_MS) cr_assert_eq(young, 0, "too young to purge");
     usleep((TARN__PURGE_DELAY_MS + 20) * 1000);
     cr_assert_gt(tarn_collect(false), 0, "purged after the delay");
     cr_assert_eq(tarn__tls_heap->dirty_bytes, 0);
