@@ -535,6 +535,41 @@ Test(heap_pages, a_class_borrows_a_freed_block_of_the_next_class) {
     tarn_free(up[0]);
 }
 
+/* Past the direct table's sizes a class also borrows two classes up: class
+ * 1152 has run out, 1280 has no page, 1408 holds freed blocks. */
+Test(heap_pages, a_class_above_1_kib_borrows_two_classes_up) {
+    void *up[40], *v[64];
+    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(1408);
+    int n = exhaust_class(1100, v, 64);
+    for (int i = 1; i < 40; i++) tarn_free(up[i]);
+    tarn__page_t *own = tarn__page_of(tarn__segment_of(v[0]), v[0]);
+    uint32_t carved = own->capacity;
+    void *p = tarn_malloc(1100);
+    cr_assert_eq(tarn_usable_size(p), 1408, "a block two classes up was lent");
+    cr_assert_eq(own->capacity, carved, "class 1152 carved nothing more");
+    memset(p, 1, 1100);
+    tarn_free(p);
+    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    tarn_free(up[0]);
+}
+
+/* A small class borrows from the next class only: with class 224 empty,
+ * class 208 carves rather than take class 240's freed blocks. */
+Test(heap_pages, a_small_class_borrows_from_the_next_class_only) {
+    void *up[40], *v[64];
+    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(240);
+    int n = exhaust_class(200, v, 64);
+    for (int i = 1; i < 40; i++) tarn_free(up[i]);
+    tarn__page_t *own = tarn__page_of(tarn__segment_of(v[0]), v[0]);
+    uint32_t carved = own->capacity;
+    void *p = tarn_malloc(200);
+    cr_assert_eq(tarn_usable_size(p), 208, "its own class");
+    cr_assert_gt(own->capacity, carved, "carved from its own page");
+    tarn_free(p);
+    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    tarn_free(up[0]);
+}
+
 /* An aligned request relies on its class's block size for alignment, so it
  * never borrows: 256-byte blocks are 64-aligned, the next class's 288 not. */
 Test(heap_pages, aligned_requests_never_borrow) {
