@@ -292,6 +292,35 @@ Test(heap_purge, neighbouring_pages_purge_together_and_spare_live_ones) {
     tarn_free(pin);
 }
 
+static bool cached_kind(const tarn__heap_t *h, int kind) {
+    for (const tarn__segment_t *seg = h->cache; seg; seg = seg->next)
+        if (seg->kind == kind) return true;
+    return false;
+}
+
+/* A segment emptied of its pages goes back after the purge delay; a freed
+ * large block's segment waits the longer delay for the next large block. */
+Test(heap_purge, a_cached_large_segment_waits_longer) {
+    void *pin = tarn_malloc(16);
+    tarn__heap_t *h = tarn__tls_heap;
+    char *medium = tarn_malloc(100 << 10), *large = tarn_malloc(256 << 10);
+    medium[0] = large[0] = 1;
+    uint64_t freed = tarn__os_now_ms();
+    tarn_free(medium);
+    tarn_free(large);
+    tarn__heap_retire_empty(h); /* the medium page was kept for its class */
+    cr_assert(cached_kind(h, TARN__SEG_MEDIUM) && cached_kind(h, TARN__SEG_LARGE), "both cached");
+    usleep((TARN__PURGE_DELAY_MS + 20) * 1000);
+    tarn_collect(false);
+    cr_assert(!cached_kind(h, TARN__SEG_MEDIUM), "the emptied segment went back");
+    if (tarn__os_now_ms() - freed < TARN__LARGE_DELAY_MS)
+        cr_assert(cached_kind(h, TARN__SEG_LARGE), "the large block's segment waits");
+    usleep((TARN__LARGE_DELAY_MS + 20) * 1000);
+    tarn_collect(false);
+    cr_assert_null(h->cache, "and goes back after its delay");
+    tarn_free(pin);
+}
+
 /* A freed large block up to TARN__SPARE_MAX stays committed in the newest
  * cached segment for the next one; a bigger one goes back at once, and
  * tarn_collect(true) takes everything. */

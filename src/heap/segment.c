@@ -187,14 +187,15 @@ size_t tarn__segment_cache_decommit(tarn__heap_t *h) {
     return bytes;
 }
 
-/* Unmaps cached segments older than the purge delay (all of them if `all`);
+/* Unmaps cached segments older than their delay (all of them if `all`);
  * returns the bytes given back. */
 size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all) {
     size_t released = 0;
     tarn__segment_t **link = &h->cache;
     while (*link) {
         tarn__segment_t *seg = *link;
-        if (!all && now - seg->cached_ms < TARN__PURGE_DELAY_MS) {
+        uint64_t delay = seg->kind == TARN__SEG_LARGE ? TARN__LARGE_DELAY_MS : TARN__PURGE_DELAY_MS;
+        if (!all && now - seg->cached_ms < delay) {
             link = &seg->next;
             continue;
         }
