@@ -47,6 +47,7 @@ static size_t edge_sizes(size_t *out) {
 Test(heap_classes, every_size_round_trips) {
     cr_assert_eq(tarn__size_class(TARN__MEDIUM_MAX) + 1, TARN__CLASSES);
     cr_assert_eq(tarn__size_class(TARN__SMALL_MAX) + 1, TARN__SMALL_CLASSES);
+    cr_assert_eq(tarn__size_class(TARN__DIRECT_MAX) + 1, TARN__DIRECT_CLASSES);
     for (size_t s = 0; s <= TARN__MEDIUM_MAX; s++) {
         unsigned c = tarn__size_class(s);
         size_t cs = tarn__class_size(c);

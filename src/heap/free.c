@@ -8,7 +8,17 @@
  * heap's remote_pages list, so the owner finds the pages to collect without
  * scanning. A page reaches the heap list at most once between collections,
  * and the owner never takes thread_free except through that list, so a
- * page with pending remote frees can never be retired under the pusher. */
+ * page with pending remote frees can never be retired under the pusher.
+ *
+ * Before that, a small block may stay with the thread that frees it, in its
+ * foreign cache, if that thread allocates the same class itself: its next
+ * allocations take it back, as glibc's tcache does with any chunk. A server
+ * whose threads free what others allocated (larson: what the main thread
+ * set up, what the previous worker left) then reuses that memory instead of
+ * leaving it on pages whose owner is idle or gone. The block never leaves
+ * its page's count, so no owner state is touched; a cached block pins its
+ * page, at most FOREIGN_MAX blocks a class, until the thread reuses it,
+ * exits or calls tarn_collect(true). */
 #include "heap/internal.h"
 
 /* A pointer whose 4 MiB frame holds no segment header: NULL, a far-aligned
@@ -62,6 +72,25 @@ static void free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b
         tarn__heap_collect_abandoned(h, false);
 }
 
+/* Keeps another heap's block b for h's own allocations of its class; false
+ * when h does not allocate that class or holds enough of it. */
+static bool foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
+    unsigned cls = pg->cls;
+    if (!pg->block_size || cls >= TARN__DIRECT_CLASSES || !h->queues[cls].first) return false;
+    tarn__page_t *f = &h->foreign[cls];
+    uint32_t held = f->capacity - f->used;
+    if (held >= TARN__FOREIGN_MAX) return false;
+    if (b == f->free) {
+        report_double(b, pg->block_size, h);
+        return true;
+    }
+    b->next = f->free;
+    f->free = b;
+    f->capacity++;
+    if (held + 1 == TARN__FOREIGN_FLIP && !f->dirty) tarn__foreign_switch(h, cls, true);
+    return true;
+}
+
 void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {
     if (seg->kind >= TARN__SEG_LARGE) {
         tarn__large_free(seg, pg, b);
@@ -69,7 +98,22 @@ void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b
     }
     tarn__heap_t *h = tarn__tls_heap;
     if (seg->heap == h) free_local_slow(h, pg, b);
-    else free_remote(seg, pg, b);
+    else if (!foreign_keep(h, pg, b)) free_remote(seg, pg, b);
+}
+
+/* Gives every cached foreign block back to its owner. */
+void tarn__foreign_flush(tarn__heap_t *h) {
+    for (unsigned cls = 0; cls < TARN__DIRECT_CLASSES; cls++) {
+        tarn__page_t *f = &h->foreign[cls];
+        if (!f->free && !f->dirty) continue; /* leaves a class never cached untouched */
+        while (f->free) {
+            tarn__block_t *b = f->free;
+            f->free = b->next;
+            tarn__segment_t *seg = tarn__segment_of(b);
+            free_remote(seg, tarn__page_of(seg, b), b);
+        }
+        tarn__foreign_switch(h, cls, false);
+    }
 }
 
 /* Owner only: moves blocks other threads freed back into their pages. */

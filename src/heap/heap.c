@@ -35,8 +35,10 @@ static pthread_key_t heap_key;
 static bool key_ok;
 static atomic_bool atfork_done;
 
+/* h is carved from fresh OS pages, which read zero: only what is not zero
+ * is set, so the parts of a heap a thread never uses (most of its foreign
+ * cache) cost no memory. */
 static void heap_init(tarn__heap_t *h) {
-    memset(h, 0, sizeof *h);
     for (size_t i = 0; i < TARN__DIRECT_SLOTS; i++) h->direct[i] = &tarn__empty_page;
     atomic_init(&h->state, TARN__HEAP_ACTIVE);
     atomic_init(&h->remote_pages, NULL);
@@ -81,6 +83,7 @@ static tarn__heap_t *heap_new_locked(void) {
 static void heap_thread_exit(void *arg) {
     tarn__heap_t *h = arg;
     tarn__tls_heap = &tarn__empty_heap;
+    tarn__foreign_flush(h);
     tarn__heap_collect_remote(h);
     atomic_store_explicit(&h->state, TARN__HEAP_BUSY, memory_order_relaxed);
     tarn__heap_retire_empty(h);

@@ -5,6 +5,7 @@ size_t tarn_collect(bool force) {
     tarn__heap_t *h = tarn__tls_heap;
     size_t released = 0;
     if (h != &tarn__empty_heap) {
+        if (force) tarn__foreign_flush(h);
         tarn__heap_collect_remote(h);
         if (force) tarn__heap_retire_empty(h);
         released += tarn__purge(h, force);
