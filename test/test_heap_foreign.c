@@ -124,10 +124,12 @@ static void *collect(void *arg) {
 
 Test(heap_foreign, collect_gives_them_back) { run(collect); }
 
-/* Thread exit does too: the owner collects every block and its page empties. */
+/* Thread exit does too: the owner collects every block. */
 static void *keep_and_exit(void *arg) {
     void *own = tarn_malloc(SIZE);
     for (int i = 0; i < 8; i++) tarn_free(theirs[i]);
+    cr_assert_eq(held(), 8, "kept until the exit");
+    cr_assert(!owner_has_remote_frees());
     tarn_free(own);
     return arg;
 }
@@ -155,4 +157,72 @@ Test(heap_foreign, a_double_free_into_the_cache_is_reported) {
     test_capture_errors();
     run(free_twice);
     expect_report("double free of");
+}
+
+/* Full or not, a block freed twice in a row is caught. */
+static void *free_twice_full(void *arg) {
+    void *own = tarn_malloc(SIZE);
+    for (int i = 0; i < TARN__FOREIGN_MAX; i++) tarn_free(theirs[i]);
+    tarn_free(theirs[TARN__FOREIGN_MAX - 1]);
+    cr_assert_eq(held(), TARN__FOREIGN_MAX);
+    cr_assert(!owner_has_remote_frees(), "nor sent to its owner");
+    tarn_free(own);
+    return arg;
+}
+
+Test(heap_foreign, a_double_free_into_a_full_cache_is_reported) {
+    test_capture_errors();
+    run(free_twice_full);
+    expect_report("double free of");
+}
+
+/* While the cache is switched on, a queue change for the class (here its
+ * front page filling up and leaving the queue) leaves the slots on it. */
+static void *queue_change_while_on(void *arg) {
+    static void *own[2048];
+    int n = 0;
+    own[n++] = tarn_malloc(SIZE);
+    tarn__page_t *pg = tarn__page_of(tarn__segment_of(own[0]), own[0]);
+    while ((pg->free || pg->capacity < pg->reserved) && n < 2048) own[n++] = tarn_malloc(SIZE);
+    cr_assert_eq(tarn__tls_heap->queues[cls()].first, pg, "full but still queued");
+    for (int i = 0; i < 8; i++) tarn_free(theirs[i]);
+    cr_assert_eq(direct(), cache());
+    void *p = tarn__alloc_class(tarn__tls_heap, cls(), true);
+    cr_assert_neq(tarn__tls_heap->queues[cls()].first, pg, "the full page left the queue");
+    cr_assert_eq(p, theirs[7]);
+    cr_assert_eq(direct(), cache(), "the slots stayed on the cache");
+    tarn_free(p);
+    for (int i = 0; i < n; i++) tarn_free(own[i]);
+    return arg;
+}
+
+Test(heap_foreign, a_queue_change_leaves_the_cache_on) { run(queue_change_while_on); }
+
+/* The caches of one thread hold FOREIGN_TOTAL blocks in all, whatever the
+ * classes: 10 classes of FOREIGN_MAX blocks each are more than that. */
+enum { CLASSES = 10 };
+static void *spread[CLASSES][TARN__FOREIGN_MAX];
+
+static void *total_cap(void *arg) {
+    void *own[CLASSES];
+    for (int c = 0; c < CLASSES; c++) own[c] = tarn_malloc((size_t)(c + 1) * 16);
+    for (int c = 0; c < CLASSES; c++)
+        for (int i = 0; i < TARN__FOREIGN_MAX; i++) tarn_free(spread[c][i]);
+    size_t total = 0;
+    for (unsigned c = 0; c < TARN__DIRECT_CLASSES; c++)
+        total += tarn__tls_heap->foreign[c].capacity - tarn__tls_heap->foreign[c].used;
+    cr_assert_eq(total, TARN__FOREIGN_TOTAL);
+    cr_assert(owner_has_remote_frees(), "the rest went back");
+    for (int c = 0; c < CLASSES; c++) tarn_free(own[c]);
+    return arg;
+}
+
+Test(heap_foreign, a_thread_holds_a_bounded_total) {
+    _Static_assert(CLASSES * TARN__FOREIGN_MAX > TARN__FOREIGN_TOTAL, "the test overflows the total");
+    for (int c = 0; c < CLASSES; c++)
+        for (int i = 0; i < TARN__FOREIGN_MAX; i++) spread[c][i] = tarn_malloc((size_t)(c + 1) * 16);
+    owner = tarn__tls_heap;
+    pthread_t t;
+    pthread_create(&t, NULL, total_cap, NULL);
+    pthread_join(t, NULL);
 }

@@ -30,18 +30,17 @@ static tarn__heap_t *heap_ready(tarn__heap_t *h) {
     return h;
 }
 
-/* The fast path may have found the size's foreign cache switched on but
- * emptied: its slots go back to the class's front page. */
-static void foreign_spent(tarn__heap_t *h, size_t size) {
-    unsigned cls = tarn__size_class(size);
-    if (h->foreign[cls].dirty && !h->foreign[cls].free) tarn__foreign_switch(h, cls, false);
-}
-
 void *tarn__malloc_generic(tarn__heap_t *h, size_t size) {
     h = heap_ready(h);
     if (!h) return fail_nomem();
-    if (size <= TARN__DIRECT_MAX) foreign_spent(h, size);
-    if (size <= TARN__MEDIUM_MAX) return tarn__alloc_class(h, tarn__size_class(size), false);
+    if (size <= TARN__MEDIUM_MAX) {
+        unsigned cls = tarn__size_class(size);
+        /* The fast path may have found the class's foreign cache switched
+         * on but spent: its slots go back to the class's front page. */
+        if (cls < TARN__DIRECT_CLASSES && h->foreign[cls].dirty && !h->foreign[cls].free)
+            tarn__foreign_switch(h, cls, false);
+        return tarn__alloc_class(h, cls, false);
+    }
     if (size > TARN__REQUEST_MAX) return fail_nomem();
     return tarn__large_alloc(h, size, 16, false);
 }

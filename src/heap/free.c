@@ -16,9 +16,13 @@
  * whose threads free what others allocated (larson: what the main thread
  * set up, what the previous worker left) then reuses that memory instead of
  * leaving it on pages whose owner is idle or gone. The block never leaves
- * its page's count, so no owner state is touched; a cached block pins its
- * page, at most FOREIGN_MAX blocks a class, until the thread reuses it,
- * exits or calls tarn_collect(true). */
+ * its page's count, so no owner state is touched. The cost: a cached block
+ * pins its page until the thread reuses it, exits or calls
+ * tarn_collect(true), and no other thread can take it back (tarn_collect
+ * and malloc_trim flush only the caller's cache; a fork child never sees
+ * what other threads held). So a thread holds at most FOREIGN_TOTAL blocks:
+ * an idle one pins at most that many pages of others' (16 MiB of 64 KiB
+ * pages at worst, when each block is the last in use in its page). */
 #include "heap/internal.h"
 
 /* A pointer whose 4 MiB frame holds no segment header: NULL, a far-aligned
@@ -72,21 +76,35 @@ static void free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b
         tarn__heap_collect_abandoned(h, false);
 }
 
-/* Keeps another heap's block b for h's own allocations of its class; false
- * when h does not allocate that class or holds enough of it. */
+/* Whether h's foreign caches hold fewer than FOREIGN_TOTAL blocks. The fast
+ * path pops without counting, so foreign_held only bounds them from above;
+ * it is recounted when it reaches the limit. */
+static bool foreign_room(tarn__heap_t *h) {
+    if (h->foreign_held < TARN__FOREIGN_TOTAL) return true;
+    uint32_t held = 0;
+    for (unsigned cls = 0; cls < TARN__DIRECT_CLASSES; cls++)
+        held += h->foreign[cls].capacity - h->foreign[cls].used;
+    h->foreign_held = held;
+    return held < TARN__FOREIGN_TOTAL;
+}
+
+/* Keeps block b of another heap's page pg for h's own allocations of its
+ * class; false (b still to be freed) when h does not allocate that class or
+ * holds enough. A free of the block last kept is reported and dropped. */
 static bool foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
     unsigned cls = pg->cls;
     if (!pg->block_size || cls >= TARN__DIRECT_CLASSES || !h->queues[cls].first) return false;
     tarn__page_t *f = &h->foreign[cls];
-    uint32_t held = f->capacity - f->used;
-    if (held >= TARN__FOREIGN_MAX) return false;
     if (b == f->free) {
-        report_double(b, pg->block_size, h);
+        report_double(b, pg->block_size, tarn__segment_of(b)->heap);
         return true;
     }
+    uint32_t held = f->capacity - f->used;
+    if (held >= TARN__FOREIGN_MAX || !foreign_room(h)) return false;
     b->next = f->free;
     f->free = b;
     f->capacity++;
+    h->foreign_held++;
     if (held + 1 == TARN__FOREIGN_FLIP && !f->dirty) tarn__foreign_switch(h, cls, true);
     return true;
 }
@@ -114,6 +132,7 @@ void tarn__foreign_flush(tarn__heap_t *h) {
         }
         tarn__foreign_switch(h, cls, false);
     }
+    h->foreign_held = 0;
 }
 
 /* Owner only: moves blocks other threads freed back into their pages. */

@@ -14,7 +14,8 @@
  *   tarn__heap_t     one per thread: a queue of pages per size class, a
  *                    direct table from small sizes to the page to allocate
  *                    from, the list of pages other threads freed into, the
- *                    purge queue and a small cache of free segments.
+ *                    purge queue, a small cache of free segments, and the
+ *                    foreign cache of other heaps' blocks it freed.
  *
  * Counting identity of a page in use (owner's view):
  *   used + |free| + |local_free| == capacity <= reserved
@@ -64,13 +65,15 @@
 #define TARN__DIRECT_MAX 1024
 #define TARN__DIRECT_SLOTS (TARN__DIRECT_MAX / 8 + 1)
 /* Foreign cache (free.c): blocks of other heaps a thread keeps per class,
- * for the classes of the direct table, at most FOREIGN_MAX each; at
+ * for the classes of the direct table, at most FOREIGN_MAX each and
+ * FOREIGN_TOTAL in all (with 128 in all larson held 11.5 MiB); at
  * FOREIGN_FLIP blocks the class's direct slots point at them, so the fast
  * path hands them out first. (bench_heap's larson, median of 11: peak RSS
  * 12.4 -> 10.4 MiB, page faults 5,600 -> 2,400, time 138 -> 130 ms; 16 a
  * class held 11.7 MiB, 64 as 32; switching at the first block instead of the
  * fourth made it a fifth slower than without the cache.) */
 #define TARN__FOREIGN_MAX 32
+#define TARN__FOREIGN_TOTAL 256
 #define TARN__FOREIGN_FLIP 4
 
 /* Purge policy: unused memory (free pages, cached segments) stays committed
@@ -160,7 +163,8 @@ typedef struct tarn__page {
     uint32_t used;
     uint8_t flags; /* anything but LIVE alone sends a same-thread free to the slow path */
     uint8_t index; /* in its segment */
-    uint8_t dirty; /* unused but still committed: on the heap's purge queue */
+    uint8_t dirty; /* unused but still committed: on the heap's purge queue
+                    * (in a foreign cache: the direct slots point at it) */
     uint8_t retire_ttl; /* empty but kept: slow-path calls left before release */
     uint32_t capacity;
     uint32_t reserved;
@@ -229,6 +233,7 @@ struct tarn__heap {
      * leaves its part of a new heap untouched (heaps are carved from fresh,
      * zero OS pages). */
     tarn__page_t foreign[TARN__DIRECT_CLASSES];
+    uint32_t foreign_held; /* at least the blocks the caches hold */
 };
 
 /* Global counters, updated on slow paths only. */

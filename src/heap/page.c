@@ -140,7 +140,7 @@ static size_t retired_collect(tarn__heap_t *h, bool all) {
  * with 6% fewer page faults; done for every class, it made larson's churn
  * of small blocks 15% slower (medians of 11, 2026-12-02). */
 static void *borrow(tarn__heap_t *h, unsigned cls) {
-    unsigned last = cls <= tarn__size_class(TARN__DIRECT_MAX) ? cls + 1 : cls + 2;
+    unsigned last = cls < TARN__DIRECT_CLASSES ? cls + 1 : cls + 2;
     for (unsigned up = cls + 1; up <= last && up < TARN__CLASSES; up++) {
         if (tarn__class_size(up) * 4 > tarn__class_size(cls) * 5) break;
         tarn__page_t *pg = h->queues[up].first;
@@ -170,7 +170,8 @@ void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls, bool exact) {
         pg = next;
     }
     /* Other heaps' blocks this thread freed, before lending or carving. */
-    if (!pg && cls < TARN__DIRECT_CLASSES && h->foreign[cls].free) return tarn__page_pop(&h->foreign[cls]);
+    if (!pg && cls < TARN__DIRECT_CLASSES && h->foreign[cls].free)
+        return tarn__page_pop(&h->foreign[cls]);
     if (!pg && !exact) {
         void *b = borrow(h, cls);
         if (b) return b;
