@@ -71,7 +71,7 @@
  * path hands them out first. (bench_heap's larson, median of 11: peak RSS
  * 12.4 -> 10.4 MiB, page faults 5,600 -> 2,400, time 138 -> 130 ms; 16 a
  * class held 11.7 MiB, 64 as 32; switching at the first block instead of the
- * fourth made it a fifth slower than without the cache.) */
+ * fourth made it a sixth slower than without the cache.) */
 #define TARN__FOREIGN_MAX 32
 #define TARN__FOREIGN_TOTAL 256
 #define TARN__FOREIGN_FLIP 4
