@@ -518,57 +518,47 @@ static int exhaust_class(size_t size, void **v, int max) {
     return n;
 }
 
-/* Class 224 holds freed blocks; class 208 has run out of carved ones. The
- * next 200-byte request takes a 224-byte block instead of carving. */
-Test(heap_pages, a_class_borrows_a_freed_block_of_the_next_class) {
+/* Carves class `size` dry while class `up_size` holds 39 freed blocks, then
+ * asks once more: returns the usable size given, and whether the class's
+ * own page carved more for it. */
+static size_t ask_past_a_dry_class(size_t up_size, size_t size, bool *carved) {
     void *up[40], *v[64];
-    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(224);
+    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(up_size);
+    int n = exhaust_class(size, v, 64);
     for (int i = 1; i < 40; i++) tarn_free(up[i]);
-    int n = exhaust_class(200, v, 64);
     tarn__page_t *own = tarn__page_of(tarn__segment_of(v[0]), v[0]);
-    uint32_t carved = own->capacity;
-    void *p = tarn_malloc(200);
-    cr_assert_eq(tarn_usable_size(p), 224, "a block of the next class was lent");
-    cr_assert_eq(own->capacity, carved, "class 208 carved nothing more");
-    memset(p, 1, 200);
+    uint32_t before = own->capacity;
+    void *p = tarn_malloc(size);
+    size_t got = tarn_usable_size(p);
+    *carved = own->capacity != before;
+    memset(p, 1, size);
     tarn_free(p);
     for (int i = 0; i < n; i++) tarn_free(v[i]);
     tarn_free(up[0]);
+    return got;
+}
+
+/* Class 208 has run out of carved blocks; class 224 holds freed ones. */
+Test(heap_pages, a_class_borrows_a_freed_block_of_the_next_class) {
+    bool carved;
+    cr_assert_eq(ask_past_a_dry_class(224, 200, &carved), 224, "a block of the next class was lent");
+    cr_assert(!carved, "class 208 carved nothing more");
 }
 
 /* Past the direct table's sizes a class also borrows two classes up: class
  * 1152 has run out, 1280 has no page, 1408 holds freed blocks. */
 Test(heap_pages, a_class_above_1_kib_borrows_two_classes_up) {
-    void *up[40], *v[64];
-    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(1408);
-    int n = exhaust_class(1100, v, 64);
-    for (int i = 1; i < 40; i++) tarn_free(up[i]);
-    tarn__page_t *own = tarn__page_of(tarn__segment_of(v[0]), v[0]);
-    uint32_t carved = own->capacity;
-    void *p = tarn_malloc(1100);
-    cr_assert_eq(tarn_usable_size(p), 1408, "a block two classes up was lent");
-    cr_assert_eq(own->capacity, carved, "class 1152 carved nothing more");
-    memset(p, 1, 1100);
-    tarn_free(p);
-    for (int i = 0; i < n; i++) tarn_free(v[i]);
-    tarn_free(up[0]);
+    bool carved;
+    cr_assert_eq(ask_past_a_dry_class(1408, 1100, &carved), 1408, "a block two classes up was lent");
+    cr_assert(!carved, "class 1152 carved nothing more");
 }
 
 /* A small class borrows from the next class only: with class 224 empty,
  * class 208 carves rather than take class 240's freed blocks. */
 Test(heap_pages, a_small_class_borrows_from_the_next_class_only) {
-    void *up[40], *v[64];
-    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(240);
-    int n = exhaust_class(200, v, 64);
-    for (int i = 1; i < 40; i++) tarn_free(up[i]);
-    tarn__page_t *own = tarn__page_of(tarn__segment_of(v[0]), v[0]);
-    uint32_t carved = own->capacity;
-    void *p = tarn_malloc(200);
-    cr_assert_eq(tarn_usable_size(p), 208, "its own class");
-    cr_assert_gt(own->capacity, carved, "carved from its own page");
-    tarn_free(p);
-    for (int i = 0; i < n; i++) tarn_free(v[i]);
-    tarn_free(up[0]);
+    bool carved;
+    cr_assert_eq(ask_past_a_dry_class(240, 200, &carved), 208, "its own class");
+    cr_assert(carved, "carved from its own page");
 }
 
 /* An aligned request relies on its class's block size for alignment, so it

@@ -28,20 +28,29 @@ static bool is_theirs(const void *p) {
 
 static bool owner_has_remote_frees(void) { return atomic_load(&owner->remote_pages) != NULL; }
 
-/* Allocates N blocks here, then runs body in another thread. */
-static void run(void *(*body)(void *)) {
+/* Allocates N blocks here, then runs body(arg) in another thread. */
+static void run_with(void *(*body)(void *), void *arg) {
     for (int i = 0; i < N; i++) theirs[i] = tarn_malloc(SIZE);
     owner = tarn__tls_heap;
     pthread_t t;
-    pthread_create(&t, NULL, body, NULL);
+    pthread_create(&t, NULL, body, arg);
     pthread_join(t, NULL);
+}
+
+static void run(void *(*body)(void *)) { run_with(body, NULL); }
+
+/* This thread allocates one block of own_size (so that it uses that class),
+ * then frees the first n of theirs; returns its own block. */
+static void *free_theirs(size_t own_size, int n) {
+    void *own = tarn_malloc(own_size);
+    for (int i = 0; i < n; i++) tarn_free(theirs[i]);
+    return own;
 }
 
 /* Past FOREIGN_FLIP blocks, the fast path hands them out, newest first;
  * once they are spent the class's slots point at its own page again. */
 static void *reuse(void *arg) {
-    void *own = tarn_malloc(SIZE);
-    for (int i = 0; i < 8; i++) tarn_free(theirs[i]);
+    void *own = free_theirs(SIZE, 8);
     cr_assert_eq(held(), 8);
     cr_assert_eq(direct(), cache(), "the fast path takes them");
     void *got[8];
@@ -87,8 +96,7 @@ Test(heap_foreign, below_the_switch_they_come_before_carving) { run(below_switch
 
 /* The cache holds FOREIGN_MAX blocks a class; the rest go to their owner. */
 static void *overflow(void *arg) {
-    void *own = tarn_malloc(SIZE);
-    for (int i = 0; i < N; i++) tarn_free(theirs[i]);
+    void *own = free_theirs(SIZE, N);
     cr_assert_eq(held(), TARN__FOREIGN_MAX);
     cr_assert(owner_has_remote_frees(), "the others went back");
     tarn_free(own);
@@ -99,8 +107,7 @@ Test(heap_foreign, the_cache_holds_a_bounded_number) { run(overflow); }
 
 /* A thread that does not allocate the class keeps nothing of it. */
 static void *other_class(void *arg) {
-    void *own = tarn_malloc(4000);
-    for (int i = 0; i < 8; i++) tarn_free(theirs[i]);
+    void *own = free_theirs(4000, 8);
     cr_assert_eq(held(), 0);
     cr_assert(owner_has_remote_frees());
     tarn_free(own);
@@ -111,8 +118,7 @@ Test(heap_foreign, a_thread_without_the_class_frees_remotely) { run(other_class)
 
 /* tarn_collect(true) gives the cached blocks back to their owner. */
 static void *collect(void *arg) {
-    void *own = tarn_malloc(SIZE);
-    for (int i = 0; i < 8; i++) tarn_free(theirs[i]);
+    void *own = free_theirs(SIZE, 8);
     cr_assert(!owner_has_remote_frees());
     tarn_collect(true);
     cr_assert_eq(held(), 0);
@@ -126,8 +132,7 @@ Test(heap_foreign, collect_gives_them_back) { run(collect); }
 
 /* Thread exit does too: the owner collects every block. */
 static void *keep_and_exit(void *arg) {
-    void *own = tarn_malloc(SIZE);
-    for (int i = 0; i < 8; i++) tarn_free(theirs[i]);
+    void *own = free_theirs(SIZE, 8);
     cr_assert_eq(held(), 8, "kept until the exit");
     cr_assert(!owner_has_remote_frees());
     tarn_free(own);
@@ -143,36 +148,28 @@ Test(heap_foreign, an_exiting_thread_gives_them_back) {
     for (int i = 8; i < N; i++) tarn_free(theirs[i]);
 }
 
-/* A block freed twice in a row into the cache is reported, not cached twice. */
-static void *free_twice(void *arg) {
-    void *own = tarn_malloc(SIZE);
-    tarn_free(theirs[0]);
-    tarn_free(theirs[0]);
-    cr_assert_eq(held(), 1);
+/* A block freed twice in a row into the cache is reported, not cached twice
+ * nor sent to its owner, whether the cache has room (one block in it) or
+ * is full. */
+static void *free_last_twice(void *arg) {
+    int n = (int)(intptr_t)arg;
+    void *own = free_theirs(SIZE, n);
+    tarn_free(theirs[n - 1]);
+    cr_assert_eq(held(), (size_t)n);
+    cr_assert(!owner_has_remote_frees());
     tarn_free(own);
-    return arg;
+    return NULL;
 }
 
 Test(heap_foreign, a_double_free_into_the_cache_is_reported) {
     test_capture_errors();
-    run(free_twice);
+    run_with(free_last_twice, (void *)(intptr_t)1);
     expect_report("double free of");
-}
-
-/* Full or not, a block freed twice in a row is caught. */
-static void *free_twice_full(void *arg) {
-    void *own = tarn_malloc(SIZE);
-    for (int i = 0; i < TARN__FOREIGN_MAX; i++) tarn_free(theirs[i]);
-    tarn_free(theirs[TARN__FOREIGN_MAX - 1]);
-    cr_assert_eq(held(), TARN__FOREIGN_MAX);
-    cr_assert(!owner_has_remote_frees(), "nor sent to its owner");
-    tarn_free(own);
-    return arg;
 }
 
 Test(heap_foreign, a_double_free_into_a_full_cache_is_reported) {
     test_capture_errors();
-    run(free_twice_full);
+    run_with(free_last_twice, (void *)(intptr_t)TARN__FOREIGN_MAX);
     expect_report("double free of");
 }
 
