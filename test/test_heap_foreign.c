@@ -116,6 +116,20 @@ static void *other_class(void *arg) {
 
 Test(heap_foreign, a_thread_without_the_class_frees_remotely) { run(other_class); }
 
+/* tarn_stats_print counts them. */
+static void *stats(void *arg) {
+    void *own = free_theirs(SIZE, 8);
+    char buf[2048] = {0};
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    tarn_stats_print(f);
+    fclose(f);
+    cr_assert(strstr(buf, "8 blocks of other threads kept for reuse"), "%s", buf);
+    tarn_free(own);
+    return arg;
+}
+
+Test(heap_foreign, stats_count_them) { run(stats); }
+
 /* tarn_collect(true) gives the cached blocks back to their owner. */
 static void *collect(void *arg) {
     void *own = free_theirs(SIZE, 8);
