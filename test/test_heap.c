@@ -541,7 +541,7 @@ static size_t ask_past_a_dry_class(size_t up_size, size_t size, bool *carved) {
 /* Class 208 has run out of carved blocks; class 224 holds freed ones. */
 Test(heap_pages, a_class_borrows_a_freed_block_of_the_next_class) {
     bool carved;
-    cr_assert_eq(ask_past_a_dry_class(224, 200, &carved), 224, "a block of the next class was lent");
+    cr_assert_eq(ask_past_a_dry_class(224, 200, &carved), 224, "the next class lent a block");
     cr_assert(!carved, "class 208 carved nothing more");
 }
 
@@ -549,7 +549,7 @@ Test(heap_pages, a_class_borrows_a_freed_block_of_the_next_class) {
  * 1152 has run out, 1280 has no page, 1408 holds freed blocks. */
 Test(heap_pages, a_class_above_1_kib_borrows_two_classes_up) {
     bool carved;
-    cr_assert_eq(ask_past_a_dry_class(1408, 1100, &carved), 1408, "a block two classes up was lent");
+    cr_assert_eq(ask_past_a_dry_class(1408, 1100, &carved), 1408, "two classes up lent one");
     cr_assert(!carved, "class 1152 carved nothing more");
 }
 

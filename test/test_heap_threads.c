@@ -53,6 +53,7 @@ Test(heap_threads, a_new_thread_adopts_an_abandoned_heap) {
 }
 
 static size_t exit_dirty, exit_live;
+static uint64_t last_free_ms;
 
 /* Allocates and frees 32 MiB of 4 KiB blocks, keeps one block (the heap
  * stays live), and records the heap's dirty and live bytes before exiting. */
@@ -64,6 +65,7 @@ static void *churn_then_exit(void *arg) {
         memset(b[i], 1, 4096);
     }
     for (int i = 1; i < COUNT; i++) tarn_free(b[i]);
+    last_free_ms = tarn__os_now_ms();
     blocks[0] = b[0];
     exit_dirty = tarn__tls_heap->dirty_bytes;
     exit_live = atomic_load(&tarn__tls_heap->live_bytes);
@@ -86,7 +88,9 @@ Test(heap_threads, an_exited_heap_keeps_only_its_budget_for_the_adopter) {
                     TARN__SPARE_MAX;
     cr_assert_leq(exit_dirty, budget, "dirty %zu, budget %zu", exit_dirty, budget);
     cr_assert_leq(h->dirty_bytes, exit_dirty, "exiting added nothing");
-    cr_assert_gt(h->dirty_bytes, 0, "what the budget allows is kept for the adopter");
+    /* Unless the thread was held up past the delay before it exited: */
+    if (tarn__os_now_ms() - last_free_ms < TARN__PURGE_DELAY_MS)
+        cr_assert_gt(h->dirty_bytes, 0, "what the budget allows is kept for the adopter");
     cr_assert_lt(tarn__os_rss() - base, 8 * MiB, "the 32 MiB went back");
     pthread_create(&t, NULL, allocate_all, (void *)(uintptr_t)48);
     pthread_join(t, NULL);
@@ -251,9 +255,10 @@ Test(heap_purge, unused_pages_wait_for_the_delay) {
     cr_assert_gt(tarn__tls_heap->dirty_bytes, 0, "kept for reuse at first");
     size_t young = tarn_collect(false);
     /* The delay is short: a test preempted past it may see the purge. */
-    if (tarn__os_now_ms() - freed < TARN__PURGE_DELAY_MS) cr_assert_eq(young, 0, "too young to purge");
+    if (tarn__os_now_ms() - freed < TARN__PURGE_DELAY_MS)
+        cr_assert_eq(young, 0, "too young to purge");
     usleep((TARN__PURGE_DELAY_MS + 20) * 1000);
-    cr_assert_gt(tarn_collect(false), 0, "purged after the delay");
+    cr_assert_gt(young + tarn_collect(false), 0, "purged after the delay");
     cr_assert_eq(tarn__tls_heap->dirty_bytes, 0);
     tarn_free(pin);
 }

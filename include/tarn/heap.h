@@ -22,9 +22,8 @@ TARN_API int tarn_posix_memalign(void **out, size_t align, size_t size); /* 0, o
 TARN_API void *tarn_aligned_alloc(size_t align, size_t size); /* NULL+EINVAL if align is not a power of two */
 TARN_API void *tarn_memalign(size_t align, size_t size);      /* same as tarn_aligned_alloc */
 TARN_API size_t tarn_usable_size(const void *p);    /* bytes usable at p (>= requested); 0 for NULL */
-/* Purges now (force: everything free, including the small blocks of other
- * threads this thread keeps to reuse; those other threads keep for it stay
- * until they allocate, exit or call this); returns bytes released. */
+/* Gives free memory back now (force: all of it, and blocks of other threads
+ * kept for reuse go back to their owners' pages); returns bytes released. */
 TARN_API size_t tarn_collect(bool force);
 TARN_API void tarn_stats_print(FILE *out);          /* a short report: mapped, purged, segments, RSS */
 

@@ -35,10 +35,7 @@ void *tarn__malloc_generic(tarn__heap_t *h, size_t size) {
     if (!h) return fail_nomem();
     if (size <= TARN__MEDIUM_MAX) {
         unsigned cls = tarn__size_class(size);
-        /* The fast path may have found the class's foreign cache switched
-         * on but spent: its slots go back to the class's front page. */
-        if (cls < TARN__DIRECT_CLASSES && h->foreign[cls].dirty && !h->foreign[cls].free)
-            tarn__foreign_switch(h, cls, false);
+        tarn__foreign_spent(h, cls);
         return tarn__alloc_class(h, cls, false);
     }
     if (size > TARN__REQUEST_MAX) return fail_nomem();

@@ -9,20 +9,8 @@
  * scanning. A page reaches the heap list at most once between collections,
  * and the owner never takes thread_free except through that list, so a
  * page with pending remote frees can never be retired under the pusher.
- *
- * Before that, a small block may stay with the thread that frees it, in its
- * foreign cache, if that thread allocates the same class itself: its next
- * allocations take it back, as glibc's tcache does with any chunk. A server
- * whose threads free what others allocated (larson: what the main thread
- * set up, what the previous worker left) then reuses that memory instead of
- * leaving it on pages whose owner is idle or gone. The block never leaves
- * its page's count, so no owner state is touched. The cost: a cached block
- * pins its page until the thread reuses it, exits or calls
- * tarn_collect(true), and no other thread can take it back (tarn_collect
- * and malloc_trim flush only the caller's cache; a fork child never sees
- * what other threads held). So a thread holds at most FOREIGN_TOTAL blocks:
- * an idle one pins at most that many pages of others' (16 MiB of 64 KiB
- * pages at worst, when each block is the last in use in its page). */
+ * A small block may instead stay with the thread that frees it, for that
+ * thread to reuse (foreign.c). */
 #include "heap/internal.h"
 
 /* A pointer whose 4 MiB frame holds no segment header: NULL, a far-aligned
@@ -31,7 +19,7 @@ void tarn__free_unknown(void *p) {
     if (p && !tarn__far_free(p)) tarn__report("free of %p, which tarn did not allocate (or already freed)", p);
 }
 
-static void report_double(void *p, size_t size, tarn__heap_t *h) {
+void tarn__report_double(void *p, size_t size, tarn__heap_t *h) {
     tarn__report("double free of %p (size %zu) in heap %p", p, size, (void *)h);
 }
 
@@ -42,7 +30,7 @@ static void free_local_slow(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b)
         return;
     }
     if (b == pg->local_free) {
-        report_double(b, pg->block_size, h);
+        tarn__report_double(b, pg->block_size, h);
         return;
     }
     b->next = pg->local_free;
@@ -52,7 +40,7 @@ static void free_local_slow(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b)
     if (pg->used == 0) tarn__page_empty(h, pg);
 }
 
-static void free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {
+void tarn__free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {
     tarn__heap_t *h = seg->heap;
     if (pg->block_size == 0) {
         tarn__report("free of %p, which is not a live block (double free?) in heap %p",
@@ -61,7 +49,7 @@ static void free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b
     }
     tarn__block_t *head = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     if (b == head) {
-        report_double(b, pg->block_size, h);
+        tarn__report_double(b, pg->block_size, h);
         return;
     }
     do b->next = head;
@@ -76,39 +64,6 @@ static void free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b
         tarn__heap_collect_abandoned(h, false);
 }
 
-/* Whether h's foreign caches hold fewer than FOREIGN_TOTAL blocks. The fast
- * path pops without counting, so foreign_held only bounds them from above;
- * it is recounted when it reaches the limit. */
-static bool foreign_room(tarn__heap_t *h) {
-    if (h->foreign_held < TARN__FOREIGN_TOTAL) return true;
-    uint32_t held = 0;
-    for (unsigned cls = 0; cls < TARN__DIRECT_CLASSES; cls++)
-        held += h->foreign[cls].capacity - h->foreign[cls].used;
-    h->foreign_held = held;
-    return held < TARN__FOREIGN_TOTAL;
-}
-
-/* Keeps block b of another heap's page pg for h's own allocations of its
- * class; false (b still to be freed) when h does not allocate that class or
- * holds enough. A free of the block last kept is reported and dropped. */
-static bool foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
-    unsigned cls = pg->cls;
-    if (!pg->block_size || cls >= TARN__DIRECT_CLASSES || !h->queues[cls].first) return false;
-    tarn__page_t *f = &h->foreign[cls];
-    if (b == f->free) {
-        report_double(b, pg->block_size, tarn__segment_of(b)->heap);
-        return true;
-    }
-    uint32_t held = f->capacity - f->used;
-    if (held >= TARN__FOREIGN_MAX || !foreign_room(h)) return false;
-    b->next = f->free;
-    f->free = b;
-    f->capacity++;
-    h->foreign_held++;
-    if (held + 1 == TARN__FOREIGN_FLIP && !f->dirty) tarn__foreign_switch(h, cls, true);
-    return true;
-}
-
 void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {
     if (seg->kind >= TARN__SEG_LARGE) {
         tarn__large_free(seg, pg, b);
@@ -116,23 +71,7 @@ void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b
     }
     tarn__heap_t *h = tarn__tls_heap;
     if (seg->heap == h) free_local_slow(h, pg, b);
-    else if (!foreign_keep(h, pg, b)) free_remote(seg, pg, b);
-}
-
-/* Gives every cached foreign block back to its owner. */
-void tarn__foreign_flush(tarn__heap_t *h) {
-    for (unsigned cls = 0; cls < TARN__DIRECT_CLASSES; cls++) {
-        tarn__page_t *f = &h->foreign[cls];
-        if (!f->free && !f->dirty) continue; /* leaves a class never cached untouched */
-        while (f->free) {
-            tarn__block_t *b = f->free;
-            f->free = b->next;
-            tarn__segment_t *seg = tarn__segment_of(b);
-            free_remote(seg, tarn__page_of(seg, b), b);
-        }
-        tarn__foreign_switch(h, cls, false);
-    }
-    h->foreign_held = 0;
+    else if (!tarn__foreign_keep(h, pg, b)) tarn__free_remote(seg, pg, b);
 }
 
 /* Owner only: moves blocks other threads freed back into their pages. */

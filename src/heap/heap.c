@@ -20,8 +20,11 @@
 __thread tarn__heap_t *tarn__tls_heap __attribute__((tls_model("initial-exec"))) =
     &tarn__empty_heap;
 
+static tarn__page_t empty_foreign[TARN__DIRECT_CLASSES];
+
 tarn__heap_t tarn__empty_heap = {
     .direct = {[0 ... TARN__DIRECT_SLOTS - 1] = &tarn__empty_page},
+    .foreign = empty_foreign,
     .state = TARN__HEAP_BUSY,
 };
 
@@ -35,6 +38,7 @@ static pthread_key_t heap_key;
 static bool key_ok;
 static atomic_bool atfork_done;
 
+/* For assertions: whether the n bytes at p are all zero. */
 static inline bool reads_zero(const void *p, size_t n) {
     const unsigned char *c = p;
     for (size_t i = 0; i < n; i++)
@@ -42,12 +46,16 @@ static inline bool reads_zero(const void *p, size_t n) {
     return true;
 }
 
+/* Bytes carved for a heap: the heap, then its foreign cache. */
+#define HEAP_BYTES (sizeof(tarn__heap_t) + TARN__DIRECT_CLASSES * sizeof(tarn__page_t))
+
 /* h is carved from fresh OS pages, which read zero: only what is not zero
  * is set, so the parts of a heap a thread never uses (most of its foreign
  * cache: 6 of its 9 KiB) cost no memory. */
 static void heap_init(tarn__heap_t *h) {
-    tarn_assert_slow(reads_zero(h, sizeof *h), "heaps come from fresh OS pages, never recycled");
+    tarn_assert_slow(reads_zero(h, HEAP_BYTES), "heaps come from fresh OS pages, never recycled");
     for (size_t i = 0; i < TARN__DIRECT_SLOTS; i++) h->direct[i] = &tarn__empty_page;
+    h->foreign = (tarn__page_t *)(h + 1); /* sizeof *h is a multiple of 64 */
     atomic_init(&h->state, TARN__HEAP_ACTIVE);
     atomic_init(&h->remote_pages, NULL);
 }
@@ -70,7 +78,7 @@ static tarn__heap_t *heap_adopt_locked(void) {
 
 /* Under heaps_lock: a new heap carved from OS pages, or NULL. */
 static tarn__heap_t *heap_new_locked(void) {
-    size_t size = tarn__align_up(sizeof(tarn__heap_t), 64);
+    size_t size = tarn__align_up(HEAP_BYTES, 64);
     if (heap_chunk_left < size) {
         size_t chunk = (size_t)256 << 10;
         heap_chunk = tarn__os_map(chunk);

@@ -26,7 +26,7 @@
  * block_size, cls and start (fixed while the page is in use, read by remote
  * freers). Other threads only push onto thread_free and heap->remote_pages.
  * A block another thread frees may instead wait in that thread's foreign
- * cache (free.c) and be handed out again by it: it stays counted in its
+ * cache (foreign.c) and be handed out again by it: it stays counted in its
  * page's used all along, as if it had never been freed.
  * A heap whose thread exited is ABANDONED: a thread that wins the CAS to
  * BUSY (a remote freer) or ACTIVE (a new thread adopting it) owns it. */
@@ -64,7 +64,7 @@
 #define TARN__LARGE_MAX (TARN__SEG_SIZE - TARN__HEADER_SPAN)
 #define TARN__DIRECT_MAX 1024
 #define TARN__DIRECT_SLOTS (TARN__DIRECT_MAX / 8 + 1)
-/* Foreign cache (free.c): blocks of other heaps a thread keeps per class,
+/* Foreign cache (foreign.c): blocks of other heaps a thread keeps per class,
  * for the classes of the direct table, at most FOREIGN_MAX each and
  * FOREIGN_TOTAL in all (with 128 in all larson held 11.5 MiB); at
  * FOREIGN_FLIP blocks the class's direct slots point at them, so the fast
@@ -77,7 +77,8 @@
 #define TARN__FOREIGN_FLIP 4
 
 /* Purge policy: unused memory (free pages, cached segments) stays committed
- * for PURGE_DELAY_MS so it can be reused without page faults, unless the
+ * for PURGE_DELAY_MS (a freed large block's segment stays mapped for
+ * LARGE_DELAY_MS) so it can be reused without page faults, unless the
  * heap holds more of it than its budget: an eighth of its live bytes,
  * clamped to [DIRTY_MIN, DIRTY_MAX]. Past the budget the oldest goes back
  * at once, so no timer is needed (seed 000) and peak RSS stays within about
@@ -98,7 +99,8 @@
  * frees a large block usually allocates another soon, and each segment
  * unmapped costs a TLB flush now and an mmap and page faults on the next
  * block (alloc-mix, median of 21 against 10 ms: munmap calls 137 -> 41
- * (strace), system time 107 -> 98 ms, peak RSS unchanged). */
+ * (strace), system time 107 -> 98 ms, peak RSS unchanged). The budget may
+ * still decommit it sooner. */
 #define TARN__LARGE_DELAY_MS 250
 #define TARN__DIRTY_MIN ((size_t)128 << 10)
 #define TARN__DIRTY_MAX ((size_t)32 << 20)
@@ -225,15 +227,16 @@ struct tarn__heap {
     _Atomic size_t live_bytes;
     struct tarn__heap *next_abandoned; /* under the heaps lock */
     size_t exit_live; /* abandoned: live bytes when its thread exited */
-    _Alignas(64) _Atomic(tarn__page_t *) remote_pages;
-    _Atomic int state;
     /* Per class, blocks of other heaps this thread freed, to hand out again:
      * only free, used and capacity (blocks pushed) count; `dirty` says the
-     * class's direct slots point here. Last, so that a class never cached
-     * leaves its part of a new heap untouched (heaps are carved from fresh,
-     * zero OS pages). */
-    tarn__page_t foreign[TARN__DIRECT_CLASSES];
+     * class's direct slots point here. An array of DIRECT_CLASSES carved
+     * right after the heap and never cleared (heaps come from fresh OS
+     * pages), so a class never cached costs no memory; the empty heap's is
+     * in .bss, not in the library's file. */
+    tarn__page_t *foreign;
     uint32_t foreign_held; /* at least the blocks the caches hold */
+    _Alignas(64) _Atomic(tarn__page_t *) remote_pages;
+    _Atomic int state;
 };
 
 /* Global counters, updated on slow paths only. */
@@ -303,9 +306,7 @@ size_t tarn__segment_cache_decommit(tarn__heap_t *h);
 void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls, bool exact);
 void tarn__page_empty(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__page_unfull(tarn__heap_t *h, tarn__page_t *pg);
-/* Re-points class cls's direct slots after its foreign cache changed:
- * at the cache if `on` and it holds blocks, else at the front page. */
-void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on);
+void tarn__direct_update(tarn__heap_t *h, unsigned cls);
 size_t tarn__heap_retire_empty(tarn__heap_t *h);
 
 /* heap.c */
@@ -317,6 +318,18 @@ size_t tarn__heap_collect_all_abandoned(bool all);
 void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
 void tarn__free_unknown(void *p);
 void tarn__heap_collect_remote(tarn__heap_t *h);
+void tarn__free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
+void tarn__report_double(void *p, size_t size, tarn__heap_t *h);
+
+/* foreign.c: blocks of other heaps a thread freed, kept for its reuse. */
+/* Keeps b (of another heap's page pg) in h's cache; false: free it as usual. */
+bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b);
+void *tarn__foreign_take(tarn__heap_t *h, unsigned cls);
+void tarn__foreign_spent(tarn__heap_t *h, unsigned cls);
+/* Re-points class cls's direct slots after its foreign cache changed:
+ * at the cache if `on` and it holds blocks, else at the front page. */
+void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on);
+/* Gives every cached block back to its owner. */
 void tarn__foreign_flush(tarn__heap_t *h);
 
 /* alloc.c */

@@ -12,7 +12,7 @@ tarn__page_t tarn__empty_page; /* not LIVE: holds nothing */
 
 /* Points the direct slots of class cls at its foreign cache while that is
  * switched on, else at the front page of its queue. */
-static void direct_update(tarn__heap_t *h, unsigned cls) {
+void tarn__direct_update(tarn__heap_t *h, unsigned cls) {
     size_t lo = cls == 0 ? 0 : tarn__class_size(cls - 1) / 8 + 1;
     size_t hi = tarn__class_size(cls) / 8;
     if (lo >= TARN__DIRECT_SLOTS) return;
@@ -20,13 +20,6 @@ static void direct_update(tarn__heap_t *h, unsigned cls) {
     tarn__page_t *first = h->queues[cls].first ? h->queues[cls].first : &tarn__empty_page;
     if (h->foreign[cls].dirty) first = &h->foreign[cls];
     for (size_t g = lo; g <= hi; g++) h->direct[g] = first;
-}
-
-void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on) {
-    tarn__page_t *f = &h->foreign[cls];
-    if (!f->free) f->capacity = f->used = 0;
-    f->dirty = on && f->free;
-    direct_update(h, cls);
 }
 
 static void queue_remove(tarn__heap_t *h, tarn__page_t *pg) {
@@ -37,7 +30,7 @@ static void queue_remove(tarn__heap_t *h, tarn__page_t *pg) {
     if (pg->next) pg->next->prev = pg->prev;
     else q->last = pg->prev;
     pg->next = pg->prev = NULL;
-    if (was_first) direct_update(h, pg->cls);
+    if (was_first) tarn__direct_update(h, pg->cls);
 }
 
 static void queue_push(tarn__heap_t *h, tarn__page_t *pg, bool front) {
@@ -56,7 +49,7 @@ static void queue_push(tarn__heap_t *h, tarn__page_t *pg, bool front) {
         q->last->next = pg;
         q->last = pg;
     }
-    if (q->first == pg) direct_update(h, pg->cls);
+    if (q->first == pg) tarn__direct_update(h, pg->cls);
 }
 
 static void page_init(tarn__page_t *pg, unsigned cls) {
@@ -169,9 +162,10 @@ void *tarn__page_queue_alloc(tarn__heap_t *h, unsigned cls, bool exact) {
         }
         pg = next;
     }
-    /* Other heaps' blocks this thread freed, before lending or carving. */
-    if (!pg && cls < TARN__DIRECT_CLASSES && h->foreign[cls].free)
-        return tarn__page_pop(&h->foreign[cls]);
+    if (!pg) {
+        void *b = tarn__foreign_take(h, cls); /* before lending or carving */
+        if (b) return b;
+    }
     if (!pg && !exact) {
         void *b = borrow(h, cls);
         if (b) return b;

@@ -2,7 +2,8 @@
  *
  * An unused page joins its heap's purge queue (oldest first); a free segment
  * may sit in the heap's cache. Both count as the heap's dirty bytes. They
- * are given back (madvise, munmap) once they have waited PURGE_DELAY_MS,
+ * are given back (madvise, munmap) once they have waited PURGE_DELAY_MS (a
+ * freed large block's segment LARGE_DELAY_MS),
  * checked whenever the heap takes a new page, or at once, oldest first,
  * when the dirty bytes exceed the budget (an eighth of the live bytes). The
  * budget is what makes seed 000's program drop to a few MiB right after its
