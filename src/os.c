@@ -96,7 +96,7 @@ void tarn__os_unmap(void *p, size_t size) {
 
 /* mincore, 1,024 pages a call: a 4 MiB segment of 4 KiB pages in one. */
 size_t tarn__os_resident(void *p, size_t size) {
-    size_t page = tarn__os_page_size(), pages = (size + page - 1) / page, count = 0;
+    size_t page = tarn__os_page_size(), pages = tarn__align_up(size, page) / page, count = 0;
     unsigned char vec[1024];
     for (size_t i = 0; i < pages; i += sizeof vec) {
         size_t n = pages - i < sizeof vec ? pages - i : sizeof vec;

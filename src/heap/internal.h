@@ -85,15 +85,17 @@
  * 1/8 of what the program really uses. (Measured in throwaway builds of
  * this code: 3/32 cut alloc-mix's peak RSS from 0.83-0.85x to 0.78x glibc's
  * but took its time from 0.87-0.89x to 0.97-1.03x, two make bench runs; a
- * sixteenth, 11.9 MiB at 1.11x glibc's time, median of 7. A 1 MiB floor kept a thread's small heap twice its size, and
- * 256 KiB left xmalloc's two producer heaps 190 KiB more than 128 KiB does;
- * 128 KiB costs xmalloc 0.02 s, still half of glibc's time; median of 11.) */
-/* 10 ms, as mimalloc's default purge_delay: a segment emptied while the
- * program has moved on to other sizes goes back soon instead of waiting in
- * the cache within the budget (bench_heap, median of 7-15 interleaved runs
- * against 250 ms: realloc-grow 17.8 -> 17.1 MiB, time within noise;
- * alloc-mix, larson, xmalloc and cache-scratch unchanged within noise,
- * larson with 5% more page faults). */
+ * sixteenth, 11.9 MiB at 1.11x glibc's time, median of 7. A 1 MiB floor
+ * kept a thread's small heap twice its size, and 256 KiB left xmalloc's two
+ * producer heaps 190 KiB more than 128 KiB does; 128 KiB costs xmalloc
+ * 0.02 s, still half of glibc's time; median of 11.)
+ *
+ * The delay is 10 ms, as mimalloc's default purge_delay: a segment emptied
+ * while the program has moved on to other sizes goes back soon instead of
+ * waiting in the cache within the budget (bench_heap, median of 7-15
+ * interleaved runs against 250 ms: realloc-grow 17.8 -> 17.1 MiB, time
+ * within noise; alloc-mix, larson, xmalloc and cache-scratch unchanged
+ * within noise, larson with 5% more page faults). */
 #define TARN__PURGE_DELAY_MS 10
 /* A cached large segment (a large block freed) waits longer: a program that
  * frees a large block usually allocates another soon, and each segment
@@ -326,6 +328,8 @@ void tarn__report_double(void *p, size_t size, tarn__heap_t *h);
 bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b);
 void *tarn__foreign_take(tarn__heap_t *h, unsigned cls);
 void tarn__foreign_spent(tarn__heap_t *h, unsigned cls);
+/* Blocks h's foreign caches hold now. */
+size_t tarn__foreign_held(const tarn__heap_t *h);
 /* Re-points class cls's direct slots after its foreign cache changed:
  * at the cache if `on` and it holds blocks, else at the front page. */
 void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on);

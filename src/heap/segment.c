@@ -121,8 +121,9 @@ static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
  * they cost. On bench_heap's alloc-mix, with the longer segment cache this
  * made possible (16 when measured; 8 measured the same): madvise calls 461
  * -> 279 (strace), time 1.00x -> 0.84x glibc's and peak RSS 12.3 -> 13.5 MiB
- * (median of 11): the budget now keeps what it allows. A swapped-out page does not count, which is why zeroing
- * decisions never rest on this count (see `fresh`). */
+ * (median of 11): the budget now keeps what it allows. A swapped-out page
+ * does not count, which is why zeroing decisions never rest on this count
+ * (see `fresh`). */
 static size_t large_committed(tarn__segment_t *seg) {
     uint8_t *start = seg->pages[0].start;
     return tarn__os_resident(start, (size_t)((uint8_t *)seg + TARN__SEG_SIZE - start));

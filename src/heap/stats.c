@@ -20,14 +20,12 @@ size_t tarn_collect(bool force) {
 void tarn_stats_print(FILE *out) {
     tarn__heap_counters_t *c = &tarn__counters;
     tarn__heap_t *h = tarn__tls_heap;
-    size_t in_use = 0, pages = 0, foreign = 0;
+    size_t in_use = 0, pages = 0;
     for (unsigned cls = 0; cls < TARN__CLASSES && h != &tarn__empty_heap; cls++)
         for (tarn__page_t *pg = h->queues[cls].first; pg; pg = pg->next) {
             pages++;
             in_use += (size_t)pg->used * pg->block_size;
         }
-    for (unsigned cls = 0; cls < TARN__DIRECT_CLASSES; cls++)
-        foreign += h->foreign[cls].capacity - h->foreign[cls].used;
     char buf[1024];
     snprintf(buf, sizeof buf,
              "tarn heap: %zu heaps (%zu adopted after their thread exited)\n"
@@ -42,6 +40,7 @@ void tarn_stats_print(FILE *out) {
              MIB(atomic_load(&c->segments) * TARN__SEG_SIZE), atomic_load(&c->segment_maps),
              atomic_load(&c->segment_unmaps), atomic_load(&c->huge_blocks),
              MIB(atomic_load(&c->huge_bytes)), MIB(atomic_load(&c->purged_bytes)), pages,
-             MIB(in_use), MIB(h->dirty_bytes), h->cache_count, foreign, MIB(tarn__os_rss()));
+             MIB(in_use), MIB(h->dirty_bytes), h->cache_count, tarn__foreign_held(h),
+             MIB(tarn__os_rss()));
     fputs(buf, out);
 }
