@@ -123,8 +123,10 @@ TARN_API inline void tarn_fixed_free(tarn_fixed_t *pool, void *p) {
     uintptr_t tag = a ^ (uintptr_t)pool;
     if (__builtin_expect(a - h->lo >= h->span || off >= b->bump ||
                              off * h->div_magic >= h->div_magic || (uintptr_t)o[1] == tag,
-                         0))
-        return tarn__fixed_free_slow(pool, p);
+                         0)) {
+        tarn__fixed_free_slow(pool, p);
+        return;
+    }
     o[1] = (void *)tag;
     if (__builtin_expect(b == h->cur, 1)) {
         o[0] = h->free;

@@ -38,6 +38,7 @@ static pthread_key_t heap_key;
 static bool key_ok;
 static atomic_bool atfork_done;
 
+#if TARN_DEBUG >= 2
 /* For assertions: whether the n bytes at p are all zero. */
 static inline bool reads_zero(const void *p, size_t n) {
     const unsigned char *c = p;
@@ -45,6 +46,7 @@ static inline bool reads_zero(const void *p, size_t n) {
         if (c[i]) return false;
     return true;
 }
+#endif
 
 /* Bytes carved for a heap: the heap, then its foreign cache. */
 #define HEAP_BYTES (sizeof(tarn__heap_t) + TARN__DIRECT_CLASSES * sizeof(tarn__page_t))
