@@ -1,19 +1,33 @@
-# tarn — GNU Make build. Outputs under build/:
-#   libtarn.a, libtarn.so           tarn_ API (release: -O2)
-#   libtarn-override.so             the same plus malloc & co (LD_PRELOAD)
-#   debug/, asan/                   the same library with assertions (and
-#                                   sanitizers), used by the tests
-# Targets: all (default), test, bench, deps, install, clean.
+# tarn — GNU Make build. Outputs under $(O)/ (default build/):
+#   libtarn.a, libtarn.so            tarn_ API (release: -O2)
+#   libtarn-override.a, .so          the same plus malloc & co (link it, or LD_PRELOAD the .so)
+#   debug/, asan/, tsan/             the same library with assertions (and
+#                                    sanitizers), used by the tests
+#   clang/                           the library and the debug tests built by clang (make test)
+# The shared libraries are libtarn.so.MAJOR.MINOR.PATCH with SONAME
+# libtarn.so.MAJOR, the version read from include/tarn/version.h.
+# Targets: all (default), test, bench, deps, install, uninstall, clean.
+# CPPFLAGS, CFLAGS and LDFLAGS given by the user are added after the project's.
 
 CC      ?= cc
+O       ?= build
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
 WARN    := -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes
 BASE    := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden $(WARN) -Iinclude -Isrc
 REL_CFLAGS   := $(BASE) -O2 -DNDEBUG
 DEBUG_CFLAGS := $(BASE) -O1 -DTARN_DEBUG=2
 ASAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_CFLAGS  := $(BASE) -O1 -DTARN_DEBUG=2 $(ASAN_FLAGS)
+TSAN_CFLAGS  := $(BASE) -O1 -DTARN_DEBUG=1 -fsanitize=thread
+USER_CFLAGS  = $(CPPFLAGS) $(CFLAGS)
 LIBS    := -lpthread
+
+# The one version, from include/tarn/version.h.
+version_field = $(shell sed -n 's/^\#define TARN_VERSION_$(1) *\([0-9][0-9]*\)$$/\1/p' include/tarn/version.h)
+MAJOR   := $(call version_field,MAJOR)
+VERSION := $(MAJOR).$(call version_field,MINOR).$(call version_field,PATCH)
 
 # Debian packages the build, tests and benchmarks need (make deps).
 DEPS    := gcc make pkg-config libcriterion-dev
@@ -21,63 +35,93 @@ DEPS    += libapr1-dev libtalloc-dev
 # heap: programs run under LD_PRELOAD by the tests, allocators and chart for
 # the benchmarks
 DEPS    += python3 sqlite3 git libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox
+# packaging: the clang build, the C++ header check, the installed CMake
+# package, and static linking (libc.a)
+DEPS    += clang g++ cmake libc6-dev
 
-# override.c exports malloc & co. and goes only into libtarn-override.so.
+# The heap (src/heap/) goes into the static libraries as one object, so a
+# program that uses any of it links all of it, the load-time check of
+# src/heap/instance.c included; override.c (malloc & co.) joins it only in
+# libtarn-override.
+HEAP_SRC := $(wildcard src/heap/*.c)
 LIB_SRC := $(filter-out src/override.c,$(wildcard src/*.c src/*/*.c))
+REST_SRC := $(filter-out $(HEAP_SRC),$(LIB_SRC))
 HDRS    := $(wildcard include/*.h include/tarn/*.h src/*.h src/*/*.h)
+PUB_HDRS := $(wildcard include/tarn/*.h)
 TESTS   := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
+objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
-.PHONY: all test test-stress bench deps install clean
-all: build/libtarn.a build/libtarn.so build/libtarn-override.so
+.PHONY: all test test-stress test-clang bench deps install uninstall clean
+all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so
 
 # $(call lib_rules,variant-dir,cflags)
 define lib_rules
 $(1)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $$(@D)
-	$$(CC) $(2) -c $$< -o $$@
-$(1)/libtarn.a: $(patsubst src/%.c,$(1)/obj/%.o,$(LIB_SRC))
+	$$(CC) $(2) $$(USER_CFLAGS) -c $$< -o $$@
+$(1)/obj/heap-all.o: $(call objs,$(1),$(HEAP_SRC))
+	$$(CC) -nostdlib -r -o $$@ $$^
+$(1)/obj/heap-override.o: $(call objs,$(1),$(HEAP_SRC) src/override.c)
+	$$(CC) -nostdlib -r -o $$@ $$^
+$(1)/libtarn.a: $(call objs,$(1),$(REST_SRC)) $(1)/obj/heap-all.o
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(1)/libtarn-override.a: $(call objs,$(1),$(REST_SRC)) $(1)/obj/heap-override.o
 	@rm -f $$@
 	ar rcs $$@ $$^
 endef
-$(eval $(call lib_rules,build,$(REL_CFLAGS)))
-$(eval $(call lib_rules,build/debug,$(DEBUG_CFLAGS)))
-$(eval $(call lib_rules,build/asan,$(ASAN_CFLAGS)))
-TSAN_CFLAGS  := $(BASE) -O1 -DTARN_DEBUG=1 -fsanitize=thread
-$(eval $(call lib_rules,build/tsan,$(TSAN_CFLAGS)))
+$(eval $(call lib_rules,$(O),$(REL_CFLAGS)))
+$(eval $(call lib_rules,$(O)/debug,$(DEBUG_CFLAGS)))
+$(eval $(call lib_rules,$(O)/asan,$(ASAN_CFLAGS)))
+$(eval $(call lib_rules,$(O)/tsan,$(TSAN_CFLAGS)))
 
-build/libtarn.so: $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC))
-	$(CC) -shared -o $@ $^ $(LIBS)
-
+# $(call so_rules,name,objects,extra link flags): name.so.VERSION with its
+# SONAME, and the links name.so.MAJOR (what programs load) and name.so (what
+# -lname finds).
+define so_rules
+$(O)/$(1).so.$(VERSION): $(2)
+	$$(CC) -shared -Wl,-soname,$(1).so.$(MAJOR) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+$(O)/$(1).so.$(MAJOR): $(O)/$(1).so.$(VERSION)
+	ln -sf $$(<F) $$@
+$(O)/$(1).so: $(O)/$(1).so.$(MAJOR)
+	ln -sf $$(<F) $$@
+endef
+$(eval $(call so_rules,libtarn,$(call objs,$(O),$(LIB_SRC))))
 # Calls inside the library bind to its own definitions: no PLT hop per call.
-build/libtarn-override.so: $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC)) build/obj/override.o
-	$(CC) -shared -Wl,-Bsymbolic-functions -o $@ $^ $(LIBS)
+SYMBOLIC := -Wl,-Bsymbolic-functions
+$(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) src/override.c),$(SYMBOLIC)))
 
 # Tests: one Criterion binary per module, built against the debug and the
 # sanitizer library; per-test extra libraries go in LDLIBS_<name>.
-build/debug/test/%: test/%.c test/*.h build/debug/libtarn.a
+$(O)/debug/test/%: test/%.c test/*.h $(O)/debug/libtarn.a
 	@mkdir -p $(@D)
-	$(CC) $(DEBUG_CFLAGS) $< -o $@ build/debug/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
-build/asan/test/%: test/%.c test/*.h build/asan/libtarn.a
+	$(CC) $(DEBUG_CFLAGS) $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/debug/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
+$(O)/asan/test/%: test/%.c test/*.h $(O)/asan/libtarn.a
 	@mkdir -p $(@D)
-	$(CC) $(ASAN_CFLAGS) $< -o $@ build/asan/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
+	$(CC) $(ASAN_CFLAGS) $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/asan/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
 
-test: deps all $(addprefix build/debug/test/,$(TESTS)) $(addprefix build/asan/test/,$(TESTS)) test-stress
-	@test/run.sh build/debug/test build/asan/test
+test: deps all $(addprefix $(O)/debug/test/,$(TESTS)) $(addprefix $(O)/asan/test/,$(TESTS)) test-stress test-clang
+	@test/run.sh $(O)/debug/test $(O)/asan/test $(O)/clang/debug/test
+
+# make CC=clang must build and pass: the release libraries and the debug
+# test suites built by clang, in their own directory (run by make test).
+test-clang:
+	+$(MAKE) CC=clang O=$(O)/clang all $(addprefix $(O)/clang/debug/test/,$(TESTS))
 
 # The threaded heap stress test (test/heap_stress.c: 8 threads, producer/
 # consumer, exiting threads, fork), plain, under ASan and under TSan.
-$(foreach v,debug asan tsan,$(eval build/$(v)/heap_stress: test/heap_stress.c build/$(v)/libtarn.a ; \
-	$$(CC) $$($(shell echo $(v) | tr a-z A-Z)_CFLAGS) $$< -o $$@ build/$(v)/libtarn.a $$(LIBS)))
-test-stress: build/debug/heap_stress build/asan/heap_stress build/tsan/heap_stress
-	build/debug/heap_stress 8 2
-	build/asan/heap_stress 8 1
-	build/tsan/heap_stress 8 1 1
+$(foreach v,debug asan tsan,$(eval $(O)/$(v)/heap_stress: test/heap_stress.c $(O)/$(v)/libtarn.a ; \
+	$$(CC) $$($(shell echo $(v) | tr a-z A-Z)_CFLAGS) $$(USER_CFLAGS) $$(LDFLAGS) $$< -o $$@ $(O)/$(v)/libtarn.a $$(LIBS)))
+test-stress: $(O)/debug/heap_stress $(O)/asan/heap_stress $(O)/tsan/heap_stress
+	$(O)/debug/heap_stress 8 2
+	$(O)/asan/heap_stress 8 1
+	$(O)/tsan/heap_stress 8 1 1
 
 # Benchmarks link the release library; per-benchmark libraries in LDLIBS_<name>.
-build/bench/%: bench/%.c bench/*.h build/libtarn.a
+$(O)/bench/%: bench/%.c bench/*.h $(O)/libtarn.a
 	@mkdir -p $(@D)
-	$(CC) $(REL_CFLAGS) $< -o $@ build/libtarn.a $(LIBS) $(LDLIBS_$*)
+	$(CC) $(REL_CFLAGS) $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/libtarn.a $(LIBS) $(LDLIBS_$*)
 
 # bench_arena compares with APR pools (headers in their own directory) and talloc.
 LDLIBS_bench_arena := -I/usr/include/apr-1.0 -lapr-1 -ltalloc
@@ -87,23 +131,47 @@ LDLIBS_bench_region := -lm
 # bench_region also counts the memory lines each region operation touches:
 # the same program built against a library that records them
 # (TARN_REGION_PROBES, src/region/probe.c); bench_region runs it last.
-$(eval $(call lib_rules,build/probe,$(REL_CFLAGS) -DTARN_REGION_PROBES))
-build/bench/bench_region_probes: bench/bench_region.c bench/*.h build/probe/libtarn.a
+$(eval $(call lib_rules,$(O)/probe,$(REL_CFLAGS) -DTARN_REGION_PROBES))
+$(O)/bench/bench_region_probes: bench/bench_region.c bench/*.h $(O)/probe/libtarn.a
 	@mkdir -p $(@D)
-	$(CC) $(REL_CFLAGS) -DTARN_REGION_PROBES $< -o $@ build/probe/libtarn.a $(LIBS)
+	$(CC) $(REL_CFLAGS) -DTARN_REGION_PROBES $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/probe/libtarn.a $(LIBS)
 
-bench: deps all $(addprefix build/bench/,$(BENCHES)) build/bench/bench_region_probes
-	@for b in $(BENCHES); do build/bench/$$b $(if $(FULL),--full) || exit 1; done
+bench: deps all $(addprefix $(O)/bench/,$(BENCHES)) $(O)/bench/bench_region_probes
+	@for b in $(BENCHES); do $(O)/bench/$$b $(if $(FULL),--full) || exit 1; done
 
 deps:
 	@tools/deps.sh $(DEPS)
 
+# Installs the headers, both static libraries, both shared libraries with
+# their links, tarn.pc, tarn-override.pc and the CMake package
+# (find_package(tarn CONFIG): tarn::tarn, tarn::override). uninstall removes
+# exactly these files, and tarn's own directories once empty.
+SO_FILES := $(foreach l,libtarn libtarn-override,$(l).so.$(VERSION) $(l).so.$(MAJOR) $(l).so)
+INSTALLED := $(INCLUDEDIR)/tarn.h $(addprefix $(INCLUDEDIR)/tarn/,$(notdir $(PUB_HDRS))) \
+	$(addprefix $(LIBDIR)/,libtarn.a libtarn-override.a $(SO_FILES)) \
+	$(addprefix $(LIBDIR)/pkgconfig/,tarn.pc tarn-override.pc) \
+	$(addprefix $(LIBDIR)/cmake/tarn/,tarnConfig.cmake tarnConfigVersion.cmake)
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
+	-e "s|@INC_FROM_LIB@|$$(realpath -m --relative-to=$(LIBDIR) $(INCLUDEDIR))|g"
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include/tarn $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/tarn.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 include/tarn/*.h $(DESTDIR)$(PREFIX)/include/tarn/
-	install -m 644 build/libtarn.a build/libtarn.so build/libtarn-override.so $(DESTDIR)$(PREFIX)/lib/
-	sed 's|@PREFIX@|$(PREFIX)|' tarn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tarn.pc
+	install -d $(DESTDIR)$(INCLUDEDIR)/tarn $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(LIBDIR)/cmake/tarn
+	install -m 644 include/tarn.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(PUB_HDRS) $(DESTDIR)$(INCLUDEDIR)/tarn/
+	install -m 644 $(O)/libtarn.a $(O)/libtarn-override.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(O)/libtarn.so.$(VERSION) $(O)/libtarn-override.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	for l in libtarn libtarn-override; do \
+	    ln -sf $$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(MAJOR) && \
+	    ln -sf $$l.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; done
+	$(SUBST) tarn.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tarn.pc
+	$(SUBST) tarn-override.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tarn-override.pc
+	$(SUBST) cmake/tarnConfig.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/tarn/tarnConfig.cmake
+	$(SUBST) cmake/tarnConfigVersion.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/tarn/tarnConfigVersion.cmake
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	for d in $(INCLUDEDIR)/tarn $(LIBDIR)/cmake/tarn; do \
+	    [ ! -d $(DESTDIR)$$d ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$$d; done
 
 clean:
-	rm -rf build
+	rm -rf $(O)

@@ -6,6 +6,7 @@
  *   tarn/arena.h   region pool: bump allocation, cleanups, reset, child arenas, rewind
  *   tarn/region.h  allocators over a caller's buffer: first/next/best fit, buddy, TLSF
  *   tarn/heap.h    tarn_malloc & co: the general thread-caching heap
+ *   tarn/version.h TARN_VERSION (compiled against) and tarn_version() (running)
  *
  * Conventions: functions returning a pointer return NULL and set errno
  * (ENOMEM, EINVAL) on failure; functions returning int return 0 or -1 with
@@ -20,6 +21,7 @@
 #include "tarn/arena.h"
 #include "tarn/region.h"
 #include "tarn/heap.h"
+#include "tarn/version.h"
 
 
 #endif

@@ -1,12 +1,49 @@
 #!/bin/bash
-# make install puts a usable header, libraries and pkg-config file under PREFIX.
-set -eu
+# make install into a temporary prefix, used the ways a packager or a user
+# would: the files and links, the SONAMEs, pkg-config (tarn.pc and
+# tarn-override.pc, shared and static), a CMake project using tarn::tarn and
+# tarn::override, DESTDIR staging, and make uninstall leaving nothing behind.
+set -u
+cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-make -s install PREFIX="$tmp/usr" >/dev/null
-cat > "$tmp/use.c" <<'C'
-#include <tarn.h>
+fail=0
+# Each part prints ok with its name only if nothing failed since the last ok.
+part_fail=0
+ok() { [ $part_fail -eq 0 ] && echo "   ok: $1"; part_fail=0; }
+bad() { echo "   FAIL: $1"; fail=1; part_fail=1; }
+
+ver=$(sed -n 's/^#define TARN_VERSION_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\)$/\2/p' include/tarn/version.h |
+    paste -sd.)
+major=${ver%%.*}
+p=$tmp/usr
+# Something that was there before and must survive uninstall.
+mkdir -p "$p/lib/pkgconfig" "$p/include"
+echo keep >"$p/lib/pkgconfig/other.pc"
+find "$p" | sort >"$tmp/before"
+make -s install PREFIX="$p" >/dev/null || { echo "   make install failed"; exit 1; }
+
+# Files, links and SONAMEs.
+for l in libtarn libtarn-override; do
+    [ -f "$p/lib/$l.so.$ver" ] && [ ! -L "$p/lib/$l.so.$ver" ] || bad "$l.so.$ver is not a file"
+    [ "$(readlink "$p/lib/$l.so.$major")" = "$l.so.$ver" ] || bad "$l.so.$major -> $l.so.$ver"
+    [ "$(readlink "$p/lib/$l.so")" = "$l.so.$major" ] || bad "$l.so -> $l.so.$major"
+    [ "$(readlink "build/$l.so.$major")" = "$l.so.$ver" ] || bad "build/$l.so.$major"
+    readelf -d "$p/lib/$l.so.$ver" | grep -q "SONAME.*\[$l.so.$major\]" || bad "$l SONAME"
+    [ -f "$p/lib/$l.a" ] || bad "$l.a missing"
+done
+for h in include/tarn/*.h; do cmp -s "$h" "$p/include/tarn/${h##*/}" || bad "$h not installed"; done
+ok "libraries $ver with SONAME .so.$major and links, headers"
+
+export PKG_CONFIG_PATH=$p/lib/pkgconfig
+for pc in tarn tarn-override; do
+    [ "$(pkg-config --modversion $pc)" = "$ver" ] || bad "$pc.pc version is not $ver"
+done
+
+cat >"$tmp/pools.c" <<'C'
 #include <stdio.h>
+#include <string.h>
+#include <tarn.h>
 int main(void) {
     tarn_fixed_t *pool = tarn_fixed_create(40, 16, 16);
     void *p = tarn_fixed_alloc(pool);
@@ -14,14 +51,96 @@ int main(void) {
     tarn_pool_stats_t st;
     tarn_fixed_stats(pool, &st);
     tarn_fixed_destroy(pool);
-    printf("%zu\n", st.in_use);
-    return st.blocks == 1 ? 0 : 1;
+    char *s = tarn_malloc(10);
+    size_t n = tarn_usable_size(s);
+    tarn_free(s);
+    printf("%zu %zu %s\n", st.in_use, st.blocks, tarn_version());
+    return st.blocks == 1 && n >= 10 && strcmp(tarn_version(), TARN_VERSION) == 0 ? 0 : 1;
 }
 C
-export PKG_CONFIG_PATH="$tmp/usr/lib/pkgconfig"
+# Calls no allocator function itself, only libc's strdup, which mallocs
+# inside libc (the block is not freed: free would be a call of the
+# program's own). The override must replace that malloc all the same (the
+# .pc and the CMake target keep the library under --as-needed); tarn's usable
+# size is looked up at run time.
+cat >"$tmp/override.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    char *s = strdup("override");
+    size_t (*usable)(const void *) = (size_t (*)(const void *))dlsym(RTLD_DEFAULT, "tarn_usable_size");
+    size_t n = usable ? usable(s) : 0;
+    printf("%zu\n", n);
+    return n >= 9 ? 0 : 1;
+}
+C
 # shellcheck disable=SC2046
-cc -std=c11 "$tmp/use.c" -o "$tmp/use-static" $(pkg-config --cflags tarn) "$tmp/usr/lib/libtarn.a" -lpthread
-cc -std=c11 "$tmp/use.c" -o "$tmp/use-shared" $(pkg-config --cflags --libs tarn)
-[ "$("$tmp/use-static")" = 0 ]
-[ "$(LD_LIBRARY_PATH="$tmp/usr/lib" "$tmp/use-shared")" = 0 ]
-echo "install: header, libtarn.a, libtarn.so and tarn.pc work"
+{
+    cc -std=c11 "$tmp/pools.c" -o "$tmp/pools-shared" $(pkg-config --cflags --libs tarn) &&
+        cc -std=c11 -static "$tmp/pools.c" -o "$tmp/pools-static" \
+            $(pkg-config --cflags --static --libs tarn) &&
+        cc -std=c11 "$tmp/override.c" -o "$tmp/override-shared" \
+            $(pkg-config --cflags --libs tarn-override) &&
+        cc -std=c11 "$tmp/pools.c" -o "$tmp/override-pools" $(pkg-config --cflags --libs tarn-override)
+} || bad "pkg-config builds"
+[ "$(LD_LIBRARY_PATH=$p/lib "$tmp/pools-shared")" = "0 1 $ver" ] || bad "tarn.pc, shared"
+[ "$("$tmp/pools-static")" = "0 1 $ver" ] || bad "tarn.pc, static"
+LD_LIBRARY_PATH=$p/lib "$tmp/override-shared" >/dev/null || bad "tarn-override.pc: malloc is not tarn's"
+[ "$(LD_LIBRARY_PATH=$p/lib "$tmp/override-pools")" = "0 1 $ver" ] || bad "tarn-override.pc, tarn_ API"
+# A static program that calls no allocator itself (libc's strdup does): the
+# .pc's -u malloc must still bring tarn's malloc, and with it the heap, in
+# place of glibc's (two would not link).
+printf '#define _GNU_SOURCE\n#include <stdio.h>\n#include <string.h>\nint main(void) { return puts(strdup("static")) < 0; }\n' \
+    >"$tmp/strdup.c"
+# shellcheck disable=SC2046
+cc -std=c11 -static "$tmp/strdup.c" -o "$tmp/override-static" $(pkg-config --static --libs tarn-override) &&
+    nm "$tmp/override-static" | grep -q ' T tarn_malloc$' && [ "$("$tmp/override-static")" = static ] ||
+    bad "tarn-override.pc, -static: tarn's malloc not linked in"
+ok "pkg-config: tarn.pc (shared, static) and tarn-override.pc (shared, static)"
+
+# CMake: one project, a program per target.
+mkdir -p "$tmp/cm"
+cp "$tmp/pools.c" "$tmp/override.c" "$tmp/cm/"
+cat >"$tmp/cm/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.13)
+project(use_tarn C)
+find_package(tarn 0.1 CONFIG REQUIRED)
+add_executable(pools pools.c)
+target_link_libraries(pools PRIVATE tarn::tarn)
+add_executable(override override.c)
+target_link_libraries(override PRIVATE tarn::override)
+CM
+if cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$p" >"$tmp/cmake.log" 2>&1 &&
+    cmake --build "$tmp/cm/build" >>"$tmp/cmake.log" 2>&1; then
+    # CMake sets the run path to the installed libraries: no LD_LIBRARY_PATH.
+    [ "$("$tmp/cm/build/pools")" = "0 1 $ver" ] || bad "cmake tarn::tarn program"
+    "$tmp/cm/build/override" >/dev/null || bad "cmake tarn::override: malloc is not tarn's"
+    readelf -d "$tmp/cm/build/override" | grep -q "NEEDED.*libtarn-override.so.$major" ||
+        bad "cmake tarn::override program does not load libtarn-override.so.$major"
+    ok "cmake: find_package(tarn), tarn::tarn and tarn::override"
+else
+    bad "cmake project"; tail -20 "$tmp/cmake.log"
+fi
+
+# uninstall removes exactly what install added, but for lib/cmake, a
+# directory other packages share (as include/, lib/ and lib/pkgconfig/).
+make -s uninstall PREFIX="$p" >/dev/null || bad "make uninstall"
+find "$p" | grep -vx "$p/lib/cmake" | sort >"$tmp/after"
+if cmp -s "$tmp/before" "$tmp/after"; then ok "uninstall left the prefix as it was"
+else bad "uninstall left:"; diff "$tmp/before" "$tmp/after" | head; fi
+
+# DESTDIR stages under another root; the files name the final prefix, and the
+# CMake package works from the staged tree (its paths are relative).
+make -s install DESTDIR="$tmp/stage" PREFIX=/opt/tarn >/dev/null || bad "install with DESTDIR"
+grep -q '^prefix=/opt/tarn$' "$tmp/stage/opt/tarn/lib/pkgconfig/tarn-override.pc" || bad "DESTDIR .pc prefix"
+rm -rf "$tmp/cm/build"
+cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp/stage/opt/tarn" >"$tmp/cmake.log" 2>&1 &&
+    cmake --build "$tmp/cm/build" >>"$tmp/cmake.log" 2>&1 && "$tmp/cm/build/override" >/dev/null ||
+    bad "cmake from the DESTDIR tree"
+make -s uninstall DESTDIR="$tmp/stage" PREFIX=/opt/tarn >/dev/null || bad "uninstall with DESTDIR"
+left=$(find "$tmp/stage" -type f -o -type l)
+[ -z "$left" ] || bad "DESTDIR uninstall left: $left"
+ok "DESTDIR and PREFIX honoured by install and uninstall"
+exit $fail
