@@ -41,10 +41,12 @@ DEPS    += clang g++ cmake libc6-dev
 
 # The heap (src/heap/) goes into the static libraries as one object, so a
 # program that uses any of it links all of it, the load-time check of
-# src/heap/instance.c included; override.c (malloc & co.) joins it only in
-# libtarn-override.
+# src/heap/instance.c included. The files exporting malloc & co.
+# (src/override*.c, src/override/*.c) join that object only in
+# libtarn-override, and stay out of libtarn.
 HEAP_SRC := $(wildcard src/heap/*.c)
-LIB_SRC := $(filter-out src/override.c,$(wildcard src/*.c src/*/*.c))
+OVERRIDE_SRC := $(wildcard src/override*.c src/override/*.c)
+LIB_SRC := $(filter-out $(OVERRIDE_SRC),$(wildcard src/*.c src/*/*.c))
 REST_SRC := $(filter-out $(HEAP_SRC),$(LIB_SRC))
 HDRS    := $(wildcard include/*.h include/tarn/*.h src/*.h src/*/*.h)
 PUB_HDRS := $(wildcard include/tarn/*.h)
@@ -62,7 +64,7 @@ $(1)/obj/%.o: src/%.c $(HDRS)
 	$$(CC) $(2) $$(USER_CFLAGS) -c $$< -o $$@
 $(1)/obj/heap-all.o: $(call objs,$(1),$(HEAP_SRC))
 	$$(CC) -nostdlib -r -o $$@ $$^
-$(1)/obj/heap-override.o: $(call objs,$(1),$(HEAP_SRC) src/override.c)
+$(1)/obj/heap-override.o: $(call objs,$(1),$(HEAP_SRC) $(OVERRIDE_SRC))
 	$$(CC) -nostdlib -r -o $$@ $$^
 $(1)/libtarn.a: $(call objs,$(1),$(REST_SRC)) $(1)/obj/heap-all.o
 	@rm -f $$@
@@ -90,7 +92,7 @@ endef
 $(eval $(call so_rules,libtarn,$(call objs,$(O),$(LIB_SRC))))
 # Calls inside the library bind to its own definitions: no PLT hop per call.
 SYMBOLIC := -Wl,-Bsymbolic-functions
-$(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) src/override.c),$(SYMBOLIC)))
+$(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) $(OVERRIDE_SRC)),$(SYMBOLIC)))
 
 # Tests: one Criterion binary per module, built against the debug and the
 # sanitizer library; per-test extra libraries go in LDLIBS_<name>.

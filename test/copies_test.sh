@@ -86,8 +86,11 @@ refused static-tarn-shared-override "static-tarn-shared-override (linked into th
 # Without the override, malloc is glibc's and tarn reports its block as
 # foreign: the program above is wrong there, and says so.
 build tarn-alone -L"$b" -ltarn
-out=$("$work/tarn-alone" 2>&1)
-if [[ "$out" == *"which tarn did not allocate"* ]]; then echo "   tarn-alone: glibc's block reported foreign"
-else echo "   tarn-alone: expected a foreign-pointer report, got: $out"; fail=1; fi
+build tarn-static-alone "$b/libtarn.a"
+for name in tarn-alone tarn-static-alone; do
+    out=$("$work/$name" 2>&1)
+    if [[ "$out" == *"which tarn did not allocate"* ]]; then echo "   $name: glibc's block reported foreign"
+    else echo "   $name: expected a foreign-pointer report, got: $out"; fail=1; fi
+done
 
 exit $fail
