@@ -106,7 +106,7 @@ cp "$tmp/pools.c" "$tmp/override.c" "$tmp/cm/"
 cat >"$tmp/cm/CMakeLists.txt" <<'CM'
 cmake_minimum_required(VERSION 3.13)
 project(use_tarn C)
-find_package(tarn 0.1 CONFIG REQUIRED)
+find_package(tarn CONFIG REQUIRED)
 add_executable(pools pools.c)
 target_link_libraries(pools PRIVATE tarn::tarn)
 add_executable(override override.c)
@@ -123,6 +123,19 @@ if cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$p" >"$tmp/cmake.l
 else
     bad "cmake project"; tail -20 "$tmp/cmake.log"
 fi
+# The version file: the same major and not older is accepted, else refused.
+mkdir -p "$tmp/cv"
+minor=$(echo "$ver" | cut -d. -f2)
+for req in "$major.0:yes" "$ver:yes" "$major.$((minor + 1)):no" "$((major + 1)):no"; do
+    v=${req%:*} expect=${req#*:}
+    printf 'cmake_minimum_required(VERSION 3.13)\nproject(v NONE)\nfind_package(tarn %s CONFIG REQUIRED)\n' \
+        "$v" >"$tmp/cv/CMakeLists.txt"
+    rm -rf "$tmp/cv/build"
+    if cmake -S "$tmp/cv" -B "$tmp/cv/build" -DCMAKE_PREFIX_PATH="$p" >/dev/null 2>&1; then got=yes
+    else got=no; fi
+    [ "$got" = "$expect" ] || bad "find_package(tarn $v) with $ver installed: $got, expected $expect"
+done
+ok "cmake: tarnConfigVersion.cmake accepts $major.0 and $ver, refuses newer"
 
 # uninstall removes exactly what install added, but for lib/cmake, a
 # directory other packages share (as include/, lib/ and lib/pkgconfig/).

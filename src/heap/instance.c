@@ -13,7 +13,10 @@
  * and dladdr names the file holding each; a copy knows its own file from
  * the address of a function of its own. The executable binds its own calls
  * statically, so a copy in the executable is used by it even when a shared
- * copy wins the global lookup. Which combinations work: docs/packaging.md. */
+ * copy wins the global lookup. These are questions to the dynamic loader,
+ * not the kernel, so they live here rather than in os.c; in a static binary
+ * the loader knows nothing and the check does nothing (one copy is all such
+ * a binary can hold). Which combinations work: docs/packaging.md. */
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <string.h>
