@@ -144,16 +144,19 @@ find "$p" | grep -vx "$p/lib/cmake" | sort >"$tmp/after"
 if cmp -s "$tmp/before" "$tmp/after"; then ok "uninstall left the prefix as it was"
 else bad "uninstall left:"; diff "$tmp/before" "$tmp/after" | head; fi
 
-# DESTDIR stages under another root; the files name the final prefix, and the
-# CMake package works from the staged tree (its paths are relative).
-make -s install DESTDIR="$tmp/stage" PREFIX=/opt/tarn >/dev/null || bad "install with DESTDIR"
-grep -q '^prefix=/opt/tarn$' "$tmp/stage/opt/tarn/lib/pkgconfig/tarn-override.pc" || bad "DESTDIR .pc prefix"
+# DESTDIR stages under another root, here with a multiarch LIBDIR; the files
+# name the final prefix, and the CMake package works from the staged tree
+# (its paths are relative to where it lies).
+stage=$tmp/stage lib=/opt/tarn/lib/x86_64-linux-gnu
+make -s install DESTDIR="$stage" PREFIX=/opt/tarn LIBDIR=$lib >/dev/null || bad "install with DESTDIR"
+[ -f "$stage$lib/libtarn.so.$ver" ] && [ -f "$stage/opt/tarn/include/tarn.h" ] || bad "DESTDIR layout"
+grep -qx "libdir=$lib" "$stage$lib/pkgconfig/tarn-override.pc" || bad "DESTDIR .pc libdir"
 rm -rf "$tmp/cm/build"
-cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp/stage/opt/tarn" >"$tmp/cmake.log" 2>&1 &&
-    cmake --build "$tmp/cm/build" >>"$tmp/cmake.log" 2>&1 && "$tmp/cm/build/override" >/dev/null ||
-    bad "cmake from the DESTDIR tree"
-make -s uninstall DESTDIR="$tmp/stage" PREFIX=/opt/tarn >/dev/null || bad "uninstall with DESTDIR"
-left=$(find "$tmp/stage" -type f -o -type l)
+cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$stage/opt/tarn" >"$tmp/cmake.log" 2>&1 &&
+    cmake --build "$tmp/cm/build" >>"$tmp/cmake.log" 2>&1 && "$tmp/cm/build/override" >/dev/null &&
+    [ "$("$tmp/cm/build/pools")" = "0 1 $ver" ] || bad "cmake from the DESTDIR tree"
+make -s uninstall DESTDIR="$stage" PREFIX=/opt/tarn LIBDIR=$lib >/dev/null || bad "uninstall with DESTDIR"
+left=$(find "$stage" -type f -o -type l)
 [ -z "$left" ] || bad "DESTDIR uninstall left: $left"
-ok "DESTDIR and PREFIX honoured by install and uninstall"
+ok "DESTDIR, PREFIX and LIBDIR honoured by install and uninstall"
 exit $fail
