@@ -14,7 +14,16 @@ extern "C" {
 #endif
 
 typedef struct tarn_arena tarn_arena_t;
-typedef struct tarn_arena_mark tarn_arena_mark_t;
+
+/* A position in an arena, returned by value from tarn_arena_mark, so it is
+ * complete here (C++ rejects an incomplete return type under C linkage);
+ * the fields are private to tarn_arena_rewind. */
+typedef struct tarn_arena_mark {
+    uint64_t seq_;       /* arena sequence number when taken */
+    uint64_t block_seq_; /* the block being bumped then */
+    void *last_;         /* its bump pointer */
+    size_t count_;       /* its live count */
+} tarn_arena_mark_t;
 
 /* New arena whose blocks start at block_size bytes (0: 8 KiB); NULL+ENOMEM. */
 TARN_API tarn_arena_t *tarn_arena_create(size_t block_size);
@@ -65,14 +74,6 @@ TARN_API tarn_arena_t *tarn_arena_create_ex(const tarn_arena_options_t *opt);
 /* Bytes of empty blocks kept process-wide for the next arena (default 8 MiB);
  * returns the previous limit and gives the excess back to the OS now. */
 TARN_API size_t tarn_arena_cache_limit(size_t bytes);
-
-/* A position in an arena; the fields are private to tarn_arena_rewind. */
-struct tarn_arena_mark {
-    uint64_t seq_;       /* arena sequence number when taken */
-    uint64_t block_seq_; /* the block being bumped then */
-    void *last_;         /* its bump pointer */
-    size_t count_;       /* its live count */
-};
 
 #ifdef __cplusplus
 }
