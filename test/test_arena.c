@@ -717,6 +717,123 @@ Test(arena, reset_gives_memory_back_to_the_os) {
     tarn_arena_destroy(a);
 }
 
+/* ---- growth across resets, rewinds and children ------------------------- */
+
+/* Each cycle: one 11 KiB request, as a server serving equal requests does. */
+Test(arena, reset_between_equal_requests_maps_no_new_block) {
+    tarn_arena_t *a = tarn_arena_create(0);
+    for (int cycle = 0; cycle < 8; cycle++) {
+        cr_assert_not_null(tarn_arena_alloc(a, (size_t)11 << 10));
+        tarn_pool_stats_t s = stats_of(a);
+        cr_assert_eq(s.bytes_mapped, (size_t)24 << 10, "cycle %d holds %zu bytes", cycle,
+                     s.bytes_mapped);
+        cr_assert_eq(s.os_maps, 2, "cycle %d mapped a new block", cycle);
+        tarn_arena_reset(a);
+    }
+    tarn_arena_destroy(a);
+}
+
+/* The same with the shared cache off: the arena's own spare serves every
+ * cycle once reset may keep it. */
+Test(arena, reset_that_keeps_a_spare_serves_equal_requests_without_the_os) {
+    tarn_arena_cache_limit(0);
+    tarn_arena_options_t o = {.keep_blocks = 2};
+    tarn_arena_t *a = tarn_arena_create_ex(&o);
+    size_t first_maps = 0;
+    for (int cycle = 0; cycle < 8; cycle++) {
+        for (int i = 0; i < 30; i++) cr_assert_not_null(tarn_arena_alloc(a, 1000));
+        tarn_arena_reset(a);
+        if (cycle == 0) first_maps = stats_of(a).os_maps;
+    }
+    tarn_pool_stats_t s = stats_of(a);
+    cr_assert_eq(first_maps, 3, "the first cycle grows: holder, 16 KiB, 32 KiB");
+    cr_assert_eq(s.os_maps, first_maps, "no map after the first cycle");
+    cr_assert_eq(s.os_releases, 1, "the 16 KiB block, at the first reset");
+    cr_assert_eq(s.bytes_mapped, (size_t)(8 + 32) << 10, "the 30 KiB fit the kept 32 KiB block");
+    tarn_arena_destroy(a);
+}
+
+/* The size of the first block a cycle adds: 8000 bytes never fit the 8 KiB
+ * holder, so the first piece of the cycle takes a new block. */
+static size_t cycle_of_8000s(tarn_arena_t *a, int pieces) {
+    tarn_arena_reset(a);
+    size_t before = stats_of(a).bytes_mapped;
+    cr_assert_not_null(tarn_arena_alloc(a, 8000));
+    size_t first = stats_of(a).bytes_mapped - before;
+    for (int i = 1; i < pieces; i++) cr_assert_not_null(tarn_arena_alloc(a, 8000));
+    return first;
+}
+
+/* A cycle starts with the one block (a power of two from 16 KiB to the 1 MiB
+ * maximum) that would have held all the previous cycle put beyond the
+ * holder: 1, 5, 20, 75, 400 and 1 pieces of 8000 bytes are 8000, 40,000,
+ * 160,000, 600,000, 3,200,000 and 8000 bytes. */
+Test(arena, a_cycle_starts_with_a_block_sized_by_the_one_before) {
+    tarn_arena_t *a = tarn_arena_create(0);
+    int pieces[] = {1, 5, 20, 75, 400, 1, 1};
+    size_t want[] = {16 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 1 << 20, 16 << 10};
+    for (int i = 0; i < 7; i++) {
+        size_t got = cycle_of_8000s(a, pieces[i]);
+        cr_assert_eq(got, want[i], "cycle %d (after %d pieces) began with %zu bytes", i,
+                     i ? pieces[i - 1] : 0, got);
+    }
+    tarn_arena_destroy(a);
+}
+
+/* Within a cycle blocks still double, from where the cycle before ended:
+ * three pieces of 8000 bytes took 24,000 bytes, which a 32 KiB block holds. */
+Test(arena, blocks_still_double_within_a_cycle_after_reset) {
+    tarn_arena_options_t o = {.block_size = 4096, .max_block_size = (size_t)256 << 10};
+    tarn_arena_t *a = tarn_arena_create_ex(&o);
+    cycle_of_8000s(a, 3);
+    tarn_arena_reset(a);
+    size_t sz[7];
+    block_sizes(a, sz, 7);
+    size_t want[7] = {4096, 32 << 10, 64 << 10, 128 << 10, 256 << 10, 256 << 10, 256 << 10};
+    for (int i = 0; i < 7; i++) cr_assert_eq(sz[i], want[i], "block %d: %zu", i, sz[i]);
+    tarn_arena_destroy(a);
+}
+
+/* No OS call at all after the first cycle: any map fails from then on. */
+Test(arena, rewind_between_equal_requests_maps_nothing) {
+    tarn_arena_cache_limit(0);
+    tarn_arena_t *a = tarn_arena_create(0);
+    tarn_arena_mark_t m = tarn_arena_mark(a);
+    for (int cycle = 0; cycle < 8; cycle++) {
+        if (cycle == 1) tarn__os_fail(0, -1);
+        cr_assert_not_null(tarn_arena_alloc(a, (size_t)11 << 10), "cycle %d", cycle);
+        cr_assert_not_null(tarn_arena_alloc(a, (size_t)30 << 10), "cycle %d", cycle);
+        for (int i = 0; i < 20; i++) cr_assert_not_null(tarn_arena_alloc(a, 500));
+        tarn_arena_rewind(a, m);
+    }
+    tarn__os_fail(-1, 0);
+    tarn_arena_destroy(a);
+}
+
+/* A child per request, ended by its own destroy, by the parent's reset or
+ * by a rewind of the parent, and reset in between: after the first cycle
+ * nothing is mapped (a child's blocks come back from the shared cache). */
+Test(arena, children_of_equal_requests_map_nothing) {
+    tarn_arena_t *p = tarn_arena_create(0);
+    for (int cycle = 0; cycle < 8; cycle++) {
+        if (cycle == 1) tarn__os_fail(0, -1);
+        tarn_arena_t *c = tarn_arena_create_child(p, 0);
+        cr_assert_not_null(c, "cycle %d", cycle);
+        cr_assert_not_null(tarn_arena_alloc(c, (size_t)11 << 10), "cycle %d", cycle);
+        tarn_arena_reset(c);
+        cr_assert_not_null(tarn_arena_alloc(c, (size_t)11 << 10), "cycle %d", cycle);
+        tarn_arena_mark_t m = tarn_arena_mark(p);
+        tarn_arena_t *speculative = tarn_arena_create_child(p, 0);
+        cr_assert_not_null(speculative, "cycle %d", cycle);
+        cr_assert_not_null(tarn_arena_alloc(speculative, (size_t)11 << 10), "cycle %d", cycle);
+        tarn_arena_rewind(p, m);
+        if (cycle % 2) tarn_arena_destroy(c);
+        tarn_arena_reset(p);
+    }
+    tarn__os_fail(-1, 0);
+    tarn_arena_destroy(p);
+}
+
 /* ---- the shared cache --------------------------------------------------- */
 
 Test(arena, destroy_then_create_reuses_the_blocks) {

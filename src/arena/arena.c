@@ -377,6 +377,11 @@ static bool options_valid(const tarn_arena_options_t *o) {
            (o->growth == TARN_ARENA_DOUBLING || o->growth == TARN_ARENA_FIXED);
 }
 
+/* Where doubling starts in a fresh arena: the block after the holder. */
+static size_t growth_start(const tarn_arena_t *a) {
+    return a->doubling && a->first_block < a->max_block ? a->first_block * 2 : a->first_block;
+}
+
 /* Sizes from validated options: blocks are powers of two, at least a page. */
 static void set_sizes(tarn_arena_t *a, const tarn_arena_options_t *o) {
     size_t page = tarn__os_page_size();
@@ -387,8 +392,7 @@ static void set_sizes(tarn_arena_t *a, const tarn_arena_options_t *o) {
     a->first_block = tarn__pow2_ceil(want > min ? want : min);
     max = tarn__pow2_ceil(max);
     a->max_block = a->doubling && max > a->first_block ? max : a->first_block;
-    a->next_block = a->doubling && a->first_block < a->max_block ? a->first_block * 2
-                                                                   : a->first_block;
+    a->next_block = growth_start(a);
     a->large_min = a->doubling ? a->max_block / 4 : a->first_block - BLOCK_HEADER;
 }
 
@@ -501,10 +505,28 @@ static void blocks_reset(tarn_arena_t *a) {
     list_append(a, a->holder);
 }
 
+/* Called before reset empties the blocks. The next cycle starts growing at
+ * the one block that would have held everything this cycle bumped beyond
+ * the holder, within [growth_start, max_block]: equal cycles settle on one
+ * block size, which the spares or the shared cache then serve without a new
+ * mapping (nginx and APR pools stay flat the same way), a bigger cycle
+ * starts the next one bigger, and a smaller one lets it shrink back.
+ * Doubling as such would go on across resets while reset gives the blocks
+ * away, so every cycle would map a block twice the last. */
+static void regrow(tarn_arena_t *a) {
+    if (!a->doubling) return;
+    size_t used = 0;
+    for (const arena_block_t *b = a->head; b; b = b->next)
+        if (b != a->holder) used += (size_t)(b->last - b->start);
+    size_t size = tarn__pow2_ceil(used + BLOCK_HEADER), least = growth_start(a);
+    a->next_block = size < least ? least : size > a->max_block ? a->max_block : size;
+}
+
 void tarn_arena_reset(tarn_arena_t *a) {
     lock(a);
     nodes_run_after(a, 0);
     large_release_after(a, 0);
+    regrow(a);
     blocks_reset(a);
     a->reset_seq = a->seq;
     unlock(a);
