@@ -156,6 +156,41 @@ Test(arena, large_allocation_has_its_own_mapping_and_free_unmaps_it) {
     tarn_arena_destroy(a);
 }
 
+/* Whether size bytes went to a block (true) or got their own mapping. */
+static bool lands_in_a_block(tarn_arena_t *a, size_t size) {
+    tarn_pool_stats_t s0 = stats_of(a);
+    char *p = tarn_arena_alloc(a, size);
+    cr_assert_not_null(p);
+    memset(p, 1, size);
+    tarn_pool_stats_t s1 = stats_of(a);
+    cr_assert_eq(s1.os_maps, s0.os_maps + 1, "%zu bytes fit no block yet: one new mapping", size);
+    return s1.blocks == s0.blocks + 1;
+}
+
+/* "Large" is more than a quarter of the largest block: with the default
+ * 1 MiB blocks, over 256 KiB; so 64 KiB pieces share blocks. */
+Test(arena, large_means_over_a_quarter_of_the_largest_block) {
+    tarn_arena_t *a = tarn_arena_create(0);
+    cr_assert(lands_in_a_block(a, (size_t)64 << 10));
+    cr_assert(lands_in_a_block(a, (size_t)256 << 10));
+    cr_assert_not(lands_in_a_block(a, ((size_t)256 << 10) + 1));
+    tarn_arena_destroy(a);
+    tarn_arena_options_t o = {.max_block_size = (size_t)4 << 20};
+    a = tarn_arena_create_ex(&o);
+    cr_assert(lands_in_a_block(a, (size_t)1 << 20));
+    cr_assert_not(lands_in_a_block(a, ((size_t)1 << 20) + 1));
+    tarn_arena_destroy(a);
+}
+
+/* With fixed growth, large is what a block cannot hold past its 96-byte header. */
+Test(arena, large_means_over_a_fixed_blocks_capacity) {
+    tarn_arena_options_t o = {.block_size = 16384, .growth = TARN_ARENA_FIXED};
+    tarn_arena_t *a = tarn_arena_create_ex(&o);
+    cr_assert(lands_in_a_block(a, 16384 - 96));
+    cr_assert_not(lands_in_a_block(a, 16384 - 96 + 1));
+    tarn_arena_destroy(a);
+}
+
 Test(arena, large_allocations_free_in_any_order) {
     tarn_arena_t *a = tarn_arena_create(0);
     enum { N = 64 };
@@ -317,10 +352,10 @@ Test(arena, a_block_that_keeps_missing_stops_being_searched) {
     tarn_arena_t *a = fixed_4k(1);
     char *first = tarn_arena_alloc(a, 2500);
     uintptr_t holder = page_of(first);
+    for (int i = 0; i < 4; i++) tarn_arena_alloc(a, 3500);
+    cr_assert_eq(page_of(tarn_arena_alloc(a, 64)), holder, "four misses keep the block searched");
     tarn_arena_alloc(a, 3500);
-    cr_assert_eq(page_of(tarn_arena_alloc(a, 64)), holder, "one miss keeps the block searched");
-    for (int i = 0; i < 6; i++) tarn_arena_alloc(a, 3500);
-    cr_assert_neq(page_of(tarn_arena_alloc(a, 64)), holder, "six misses retire the block");
+    cr_assert_neq(page_of(tarn_arena_alloc(a, 64)), holder, "the fifth miss retires the block");
     tarn_arena_destroy(a);
 }
 
