@@ -420,6 +420,13 @@ Test(arena, bad_options_are_einval_and_null_options_are_defaults) {
     tarn_arena_t *a = tarn_arena_create_ex(NULL);
     cr_assert_not_null(a);
     cr_assert_eq(stats_of(a).bytes_mapped, 8192, "the default first block is 8 KiB");
+    errno = 0;
+    cr_assert_null(tarn_arena_create(((size_t)64 << 20) + 1));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(tarn_arena_create_child(a, ((size_t)64 << 20) + 1));
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(stats_of(a).in_use, 0);
     tarn_arena_destroy(a);
 }
 
@@ -706,6 +713,41 @@ Test(arena, rewind_to_a_mark_from_before_reset_is_reported) {
     tarn_arena_rewind(a, m);
     expect_report("before its last reset");
     tarn_arena_destroy(a);
+}
+
+/* Two fresh arenas have the same sequence numbers: only the arena's own
+ * number in the mark tells them apart. Before it, a's bump pointer was set
+ * to b's and a's next piece was b's memory. */
+Test(arena, rewind_to_another_arenas_mark_is_reported_and_changes_nothing) {
+    tarn_arena_t *a = tarn_arena_create(0), *b = tarn_arena_create(0);
+    char *p = tarn_arena_strdup(a, "mine");
+    tarn_arena_mark_t m = tarn_arena_mark(b);
+    tarn_pool_stats_t before = stats_of(a);
+    test_capture_errors();
+    tarn_arena_rewind(a, m);
+    expect_report("a mark it never made");
+    tarn_pool_stats_t after = stats_of(a);
+    cr_assert_eq(after.in_use, before.in_use);
+    cr_assert_eq(after.bytes_in_use, before.bytes_in_use);
+    char *q = tarn_arena_alloc(a, 16);
+    cr_assert_eq(q, p + 16, "the next piece comes after a's last one");
+    cr_assert_str_eq(p, "mine");
+    tarn_arena_destroy(a);
+    tarn_arena_destroy(b);
+}
+
+/* A destroyed arena's blocks come back from the cache to the next one,
+ * which then lives at the same address with the same sequence numbers. */
+Test(arena, rewind_to_a_mark_of_a_destroyed_arena_at_the_same_address_is_reported) {
+    tarn_arena_t *a = tarn_arena_create(0);
+    tarn_arena_mark_t m = tarn_arena_mark(a);
+    tarn_arena_destroy(a);
+    tarn_arena_t *b = tarn_arena_create(0);
+    cr_assert_eq(b, a, "the cache hands the same block back");
+    test_capture_errors();
+    tarn_arena_rewind(b, m);
+    expect_report("a mark it never made");
+    tarn_arena_destroy(b);
 }
 
 Test(arena, rewind_to_a_mark_it_never_made_aborts_by_default, .signal = SIGABRT) {

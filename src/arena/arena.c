@@ -16,6 +16,7 @@
  * so nothing allocated after it lands in an older block (obstack's stack
  * discipline on top of nginx's multi-block search). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "internal.h"
@@ -38,6 +39,7 @@ struct tarn_arena {
     arena_node_t *nodes;        /* cleanup stack, newest first */
     tarn_arena_t *parent;
     arena_node_t *in_parent; /* our node in the parent's stack, NULL once detached */
+    uint64_t id;             /* unique in the process, so a mark names its arena */
     uint64_t seq;            /* last sequence number handed out */
     uint64_t reset_seq;      /* marks older than this were invalidated by reset */
     size_t first_block, next_block, max_block;
@@ -48,6 +50,7 @@ struct tarn_arena {
     pthread_mutex_t lock; /* recursive; used when locked */
 };
 
+static _Atomic uint64_t arenas_created;
 static char nowhere[ARENA_ALIGN];
 static arena_block_t no_room = {.last = nowhere, .end = nowhere};
 
@@ -402,7 +405,11 @@ tarn_arena_t *tarn_arena_create_ex(const tarn_arena_options_t *opt) {
         errno = EINVAL;
         return NULL;
     }
-    tarn_arena_t proto = {.keep = o.keep_blocks ? o.keep_blocks : 1, .locked = o.thread_safe};
+    tarn_arena_t proto = {
+        .id = atomic_fetch_add_explicit(&arenas_created, 1, memory_order_relaxed) + 1,
+        .keep = o.keep_blocks ? o.keep_blocks : 1,
+        .locked = o.thread_safe,
+    };
     set_sizes(&proto, &o);
     arena_block_t *b = tarn__block_get(proto.first_block, &proto.os_maps);
     if (!b) return NULL;
@@ -564,7 +571,7 @@ tarn_arena_mark_t tarn_arena_mark(tarn_arena_t *a) {
     lock(a);
     arena_block_t *b = a->tail;
     if (b) set_current(a, b);
-    tarn_arena_mark_t m = {a->seq, b ? b->seq : 0, b ? b->last : NULL, b ? b->count : 0};
+    tarn_arena_mark_t m = {a->id, a->seq, b ? b->seq : 0, b ? b->last : NULL, b ? b->count : 0};
     unlock(a);
     return m;
 }
@@ -575,9 +582,9 @@ tarn_arena_mark_t tarn_arena_mark(tarn_arena_t *a) {
  * have been freed since. */
 void tarn_arena_rewind(tarn_arena_t *a, tarn_arena_mark_t m) {
     lock(a);
-    if (m.seq_ < a->reset_seq || m.seq_ > a->seq) {
+    if (m.arena_ != a->id || m.seq_ < a->reset_seq) {
         tarn__report("rewind of arena %p to a mark %s", (void *)a,
-                     m.seq_ > a->seq ? "it never made" : "taken before its last reset");
+                     m.arena_ != a->id ? "it never made" : "taken before its last reset");
         unlock(a);
         return;
     }
