@@ -830,6 +830,27 @@ Test(arena, reset_that_keeps_a_spare_serves_equal_requests_without_the_os) {
     tarn_arena_destroy(a);
 }
 
+/* Cycles of different sizes, repeated: once reset keeps the largest block
+ * as a spare, a cycle that outgrows it doubles past it, and after two rounds
+ * the spare serves every cycle with no new mapping. */
+Test(arena, reset_that_keeps_a_spare_serves_varying_requests_without_the_os) {
+    tarn_arena_cache_limit(0);
+    tarn_arena_options_t o = {.keep_blocks = 2};
+    tarn_arena_t *a = tarn_arena_create_ex(&o);
+    size_t kib[] = {11, 100, 11, 300, 40, 100}, after_two_rounds = 0;
+    for (int round = 0; round < 5; round++) {
+        for (int c = 0; c < 6; c++) {
+            for (size_t i = 0; i < kib[c] * 1024 / 1000; i++)
+                cr_assert_not_null(tarn_arena_alloc(a, 1000));
+            tarn_arena_reset(a);
+        }
+        if (round == 1) after_two_rounds = stats_of(a).os_maps;
+    }
+    cr_assert_eq(stats_of(a).os_maps, after_two_rounds, "%zu maps, %zu after two rounds",
+                 stats_of(a).os_maps, after_two_rounds);
+    tarn_arena_destroy(a);
+}
+
 /* The size of the first block a cycle adds: 8000 bytes never fit the 8 KiB
  * holder, so the first piece of the cycle takes a new block. */
 static size_t cycle_of_8000s(tarn_arena_t *a, int pieces) {

@@ -1,20 +1,22 @@
-/* The region pool (seeds 001 and 003; nginx ngx_palloc, APR, obstack).
+/* The region pool (nginx ngx_palloc, APR pools, obstack).
  *
  * Small pieces are bumped out of blocks kept in a list, oldest first. As in
  * nginx, a block that misses five times in the slow path stops being searched
  * (`current` moves past it), so a miss costs at most a handful of probes and
- * allocation is O(1) amortized. Each block counts its live pieces (seed 001):
- * when tarn_arena_free brings the count to zero, the block is emptied and
- * reused. Pieces too big for a block get their own mapping, found again in
- * O(1) through the page map. Cleanup callbacks and child arenas share one
- * stack, run newest first.
+ * allocation is O(1) amortized. Each block counts its live pieces: when
+ * tarn_arena_free brings the count to zero, the block is emptied and reused.
+ * Blocks double within a cycle and a reset restarts the doubling at what the
+ * last cycle needed (regrow). Pieces too big for a block get their own
+ * mapping, found again in O(1) through the page map. Cleanup callbacks and
+ * child arenas share one stack, run newest first.
  *
  * Every block, large allocation and stack node takes a sequence number from
  * one counter when it enters use, and the block list stays sorted by it. A
  * mark is that counter plus the bump pointer of the last block; rewind drops
- * whatever has a larger number. A mark also makes the last block `current`,
- * so nothing allocated after it lands in an older block (obstack's stack
- * discipline on top of nginx's multi-block search). */
+ * whatever has a larger number. Two arenas count alike, so a mark also names
+ * its arena by a number unique in the process. A mark makes the last block
+ * `current`, so nothing allocated after it lands in an older block (obstack's
+ * stack discipline on top of nginx's multi-block search). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -128,9 +130,11 @@ static arena_block_t *block_add(tarn_arena_t *a, size_t need) {
         b->start = (char *)b + BLOCK_HEADER;
         b->end = (char *)b + size;
         block_clear(b);
-        if (a->doubling && size >= a->next_block)
-            a->next_block = size < a->max_block ? size * 2 : a->max_block;
     }
+    /* A spare counts as the last block too, so a cycle that outgrows the
+     * spares kept by reset goes on doubling past them. */
+    if (a->doubling && b->size >= a->next_block)
+        a->next_block = b->size < a->max_block ? b->size * 2 : a->max_block;
     list_append(a, b);
     return b;
 }
@@ -519,7 +523,8 @@ static void blocks_reset(tarn_arena_t *a) {
  * mapping (nginx and APR pools stay flat the same way), a bigger cycle
  * starts the next one bigger, and a smaller one lets it shrink back.
  * Doubling as such would go on across resets while reset gives the blocks
- * away, so every cycle would map a block twice the last. */
+ * away, so every cycle would map a block twice the last (figures in
+ * docs/arena.md, "Growth after a reset"). */
 static void regrow(tarn_arena_t *a) {
     if (!a->doubling) return;
     size_t used = 0;
