@@ -1,10 +1,13 @@
-/* Region pools on a request-shaped workload, and the cost of one bump.
+/* Region pools on a request-shaped workload, the cost of one bump, and
+ * pools reset between requests.
  *
  * A request: create a pool, 1,000 allocations of 8-512 bytes plus four of
  * 64 KiB (each touched once per page), 5 cleanups, destroy. The same request
  * runs on glibc malloc/free, glibc obstack, APR pools, talloc and tarn,
  * interleaved round by round so noise hits them alike; medians are printed
- * with each one's speed relative to glibc. */
+ * with each one's speed relative to glibc. The last table keeps 100 pools
+ * open, as a server keeps one per connection, and resets them between
+ * requests of 11 KiB. */
 #include <apr_pools.h>
 #include <obstack.h>
 #include <stdint.h>
@@ -196,6 +199,70 @@ static void bench_bump(int rounds) {
     printf("  tarn %.2f   APR %.2f   obstack %.2f   (target: tarn < 2 ns)\n", tarn, apr, ob);
 }
 
+/* Connections: CONNS pools kept open; a round gives each an 11 KiB request
+ * (touched once per page), then resets every pool, so all requests of a
+ * round are in flight together. Before reset restarted growth this mapped
+ * and unmapped a block per request (docs/arena.md, "Growth after a reset"). */
+enum { CONNS = 100, CONN_ROUNDS = 20, CONN_BYTES = 11 << 10 };
+
+static size_t tarn_maps(tarn_arena_t **a) {
+    size_t n = 0;
+    for (int i = 0; i < CONNS; i++) {
+        tarn_pool_stats_t s;
+        tarn_arena_stats(a[i], &s);
+        n += s.os_maps;
+    }
+    return n;
+}
+
+static void conns_round_tarn(tarn_arena_t **a) {
+    for (int i = 0; i < CONNS; i++) touch(tarn_arena_alloc(a[i], CONN_BYTES), CONN_BYTES);
+    for (int i = 0; i < CONNS; i++) tarn_arena_reset(a[i]);
+}
+
+static void conns_round_apr(apr_pool_t **p) {
+    for (int i = 0; i < CONNS; i++) touch(apr_palloc(p[i], CONN_BYTES), CONN_BYTES);
+    for (int i = 0; i < CONNS; i++) apr_pool_clear(p[i]);
+}
+
+/* ns per request after one warm-up round; *maps: OS maps per request. */
+static double conns_tarn(double *maps) {
+    tarn_arena_t *a[CONNS];
+    for (int i = 0; i < CONNS; i++) a[i] = tarn_arena_create(0);
+    conns_round_tarn(a);
+    size_t before = tarn_maps(a);
+    double t0 = bench_now_ns();
+    for (int r = 0; r < CONN_ROUNDS; r++) conns_round_tarn(a);
+    double ns = (bench_now_ns() - t0) / (CONN_ROUNDS * CONNS);
+    *maps = (double)(tarn_maps(a) - before) / (CONN_ROUNDS * CONNS);
+    for (int i = 0; i < CONNS; i++) tarn_arena_destroy(a[i]);
+    return ns;
+}
+
+static double conns_apr(void) {
+    apr_pool_t *p[CONNS];
+    for (int i = 0; i < CONNS; i++) apr_pool_create(&p[i], NULL);
+    conns_round_apr(p);
+    double t0 = bench_now_ns();
+    for (int r = 0; r < CONN_ROUNDS; r++) conns_round_apr(p);
+    double ns = (bench_now_ns() - t0) / (CONN_ROUNDS * CONNS);
+    for (int i = 0; i < CONNS; i++) apr_pool_destroy(p[i]);
+    return ns;
+}
+
+static void bench_conns(int rounds) {
+    double t[2][MAX_ROUNDS], maps[MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++) {
+        t[0][r] = conns_tarn(&maps[r]);
+        t[1][r] = conns_apr();
+    }
+    double tarn = bench_median(t[0], rounds), apr = bench_median(t[1], rounds);
+    printf("arena reset: %d pools, an 11 KiB request each in flight, then reset, ns/request "
+           "(median of %d runs x %d rounds)\n", CONNS, rounds, CONN_ROUNDS);
+    printf("  tarn %.0f (%.2f OS maps/request, median)   APR %.0f   tarn vs APR: %.2fx\n", tarn,
+           bench_median(maps, rounds), apr, apr / tarn);
+}
+
 int main(int argc, char **argv) {
     int full = bench_full(argc, argv);
     apr_initialize();
@@ -203,6 +270,7 @@ int main(int argc, char **argv) {
     bench_machine_line();
     bench_requests(full ? 41 : 21, full ? 2000 : 500);
     bench_bump(full ? 41 : 21);
+    bench_conns(full ? 41 : 11);
     if (cleanups_run == 0) return 1;
     apr_terminate();
     return 0;

@@ -156,6 +156,41 @@ Test(arena, large_allocation_has_its_own_mapping_and_free_unmaps_it) {
     tarn_arena_destroy(a);
 }
 
+/* Whether size bytes went to a block (true) or got their own mapping. */
+static bool lands_in_a_block(tarn_arena_t *a, size_t size) {
+    tarn_pool_stats_t s0 = stats_of(a);
+    char *p = tarn_arena_alloc(a, size);
+    cr_assert_not_null(p);
+    memset(p, 1, size);
+    tarn_pool_stats_t s1 = stats_of(a);
+    cr_assert_eq(s1.os_maps, s0.os_maps + 1, "%zu bytes fit no block yet: one new mapping", size);
+    return s1.blocks == s0.blocks + 1;
+}
+
+/* "Large" is more than a quarter of the largest block: with the default
+ * 1 MiB blocks, over 256 KiB; so 64 KiB pieces share blocks. */
+Test(arena, large_means_over_a_quarter_of_the_largest_block) {
+    tarn_arena_t *a = tarn_arena_create(0);
+    cr_assert(lands_in_a_block(a, (size_t)64 << 10));
+    cr_assert(lands_in_a_block(a, (size_t)256 << 10));
+    cr_assert_not(lands_in_a_block(a, ((size_t)256 << 10) + 1));
+    tarn_arena_destroy(a);
+    tarn_arena_options_t o = {.max_block_size = (size_t)4 << 20};
+    a = tarn_arena_create_ex(&o);
+    cr_assert(lands_in_a_block(a, (size_t)1 << 20));
+    cr_assert_not(lands_in_a_block(a, ((size_t)1 << 20) + 1));
+    tarn_arena_destroy(a);
+}
+
+/* With fixed growth, large is what a block cannot hold past its 96-byte header. */
+Test(arena, large_means_over_a_fixed_blocks_capacity) {
+    tarn_arena_options_t o = {.block_size = 16384, .growth = TARN_ARENA_FIXED};
+    tarn_arena_t *a = tarn_arena_create_ex(&o);
+    cr_assert(lands_in_a_block(a, 16384 - 96));
+    cr_assert_not(lands_in_a_block(a, 16384 - 96 + 1));
+    tarn_arena_destroy(a);
+}
+
 Test(arena, large_allocations_free_in_any_order) {
     tarn_arena_t *a = tarn_arena_create(0);
     enum { N = 64 };
@@ -317,10 +352,10 @@ Test(arena, a_block_that_keeps_missing_stops_being_searched) {
     tarn_arena_t *a = fixed_4k(1);
     char *first = tarn_arena_alloc(a, 2500);
     uintptr_t holder = page_of(first);
+    for (int i = 0; i < 4; i++) tarn_arena_alloc(a, 3500);
+    cr_assert_eq(page_of(tarn_arena_alloc(a, 64)), holder, "four misses keep the block searched");
     tarn_arena_alloc(a, 3500);
-    cr_assert_eq(page_of(tarn_arena_alloc(a, 64)), holder, "one miss keeps the block searched");
-    for (int i = 0; i < 6; i++) tarn_arena_alloc(a, 3500);
-    cr_assert_neq(page_of(tarn_arena_alloc(a, 64)), holder, "six misses retire the block");
+    cr_assert_neq(page_of(tarn_arena_alloc(a, 64)), holder, "the fifth miss retires the block");
     tarn_arena_destroy(a);
 }
 
@@ -385,6 +420,13 @@ Test(arena, bad_options_are_einval_and_null_options_are_defaults) {
     tarn_arena_t *a = tarn_arena_create_ex(NULL);
     cr_assert_not_null(a);
     cr_assert_eq(stats_of(a).bytes_mapped, 8192, "the default first block is 8 KiB");
+    errno = 0;
+    cr_assert_null(tarn_arena_create(((size_t)64 << 20) + 1));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(tarn_arena_create_child(a, ((size_t)64 << 20) + 1));
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(stats_of(a).in_use, 0);
     tarn_arena_destroy(a);
 }
 
@@ -673,6 +715,41 @@ Test(arena, rewind_to_a_mark_from_before_reset_is_reported) {
     tarn_arena_destroy(a);
 }
 
+/* Two fresh arenas have the same sequence numbers: only the arena's own
+ * number in the mark tells them apart. Before it, a's bump pointer was set
+ * to b's and a's next piece was b's memory. */
+Test(arena, rewind_to_another_arenas_mark_is_reported_and_changes_nothing) {
+    tarn_arena_t *a = tarn_arena_create(0), *b = tarn_arena_create(0);
+    char *p = tarn_arena_strdup(a, "mine");
+    tarn_arena_mark_t m = tarn_arena_mark(b);
+    tarn_pool_stats_t before = stats_of(a);
+    test_capture_errors();
+    tarn_arena_rewind(a, m);
+    expect_report("a mark it never made");
+    tarn_pool_stats_t after = stats_of(a);
+    cr_assert_eq(after.in_use, before.in_use);
+    cr_assert_eq(after.bytes_in_use, before.bytes_in_use);
+    char *q = tarn_arena_alloc(a, 16);
+    cr_assert_eq(q, p + 16, "the next piece comes after a's last one");
+    cr_assert_str_eq(p, "mine");
+    tarn_arena_destroy(a);
+    tarn_arena_destroy(b);
+}
+
+/* A destroyed arena's blocks come back from the cache to the next one,
+ * which then lives at the same address with the same sequence numbers. */
+Test(arena, rewind_to_a_mark_of_a_destroyed_arena_at_the_same_address_is_reported) {
+    tarn_arena_t *a = tarn_arena_create(0);
+    tarn_arena_mark_t m = tarn_arena_mark(a);
+    tarn_arena_destroy(a);
+    tarn_arena_t *b = tarn_arena_create(0);
+    cr_assert_eq(b, a, "the cache hands the same block back");
+    test_capture_errors();
+    tarn_arena_rewind(b, m);
+    expect_report("a mark it never made");
+    tarn_arena_destroy(b);
+}
+
 Test(arena, rewind_to_a_mark_it_never_made_aborts_by_default, .signal = SIGABRT) {
     tarn_arena_t *a = tarn_arena_create(0), *b = tarn_arena_create(0);
     for (int i = 0; i < 5; i++) tarn_arena_on_destroy(b, record, NULL);
@@ -715,6 +792,144 @@ Test(arena, reset_gives_memory_back_to_the_os) {
     cr_assert_geq(before - after, (size_t)60 << 20, "rss %zu -> %zu", before, after);
     cr_assert_eq(stats_of(a).blocks, 1);
     tarn_arena_destroy(a);
+}
+
+/* ---- growth across resets, rewinds and children ------------------------- */
+
+/* Each cycle: one 11 KiB request, as a server serving equal requests does. */
+Test(arena, reset_between_equal_requests_maps_no_new_block) {
+    tarn_arena_t *a = tarn_arena_create(0);
+    for (int cycle = 0; cycle < 8; cycle++) {
+        cr_assert_not_null(tarn_arena_alloc(a, (size_t)11 << 10));
+        tarn_pool_stats_t s = stats_of(a);
+        cr_assert_eq(s.bytes_mapped, (size_t)24 << 10, "cycle %d holds %zu bytes", cycle,
+                     s.bytes_mapped);
+        cr_assert_eq(s.os_maps, 2, "cycle %d mapped a new block", cycle);
+        tarn_arena_reset(a);
+    }
+    tarn_arena_destroy(a);
+}
+
+/* The same with the shared cache off: the arena's own spare serves every
+ * cycle once reset may keep it. */
+Test(arena, reset_that_keeps_a_spare_serves_equal_requests_without_the_os) {
+    tarn_arena_cache_limit(0);
+    tarn_arena_options_t o = {.keep_blocks = 2};
+    tarn_arena_t *a = tarn_arena_create_ex(&o);
+    size_t first_maps = 0;
+    for (int cycle = 0; cycle < 8; cycle++) {
+        for (int i = 0; i < 30; i++) cr_assert_not_null(tarn_arena_alloc(a, 1000));
+        tarn_arena_reset(a);
+        if (cycle == 0) first_maps = stats_of(a).os_maps;
+    }
+    tarn_pool_stats_t s = stats_of(a);
+    cr_assert_eq(first_maps, 3, "the first cycle grows: holder, 16 KiB, 32 KiB");
+    cr_assert_eq(s.os_maps, first_maps, "no map after the first cycle");
+    cr_assert_eq(s.os_releases, 1, "the 16 KiB block, at the first reset");
+    cr_assert_eq(s.bytes_mapped, (size_t)(8 + 32) << 10, "the 30 KiB fit the kept 32 KiB block");
+    tarn_arena_destroy(a);
+}
+
+/* Cycles of different sizes, repeated: once reset keeps the largest block
+ * as a spare, a cycle that outgrows it doubles past it, and after two rounds
+ * the spare serves every cycle with no new mapping. */
+Test(arena, reset_that_keeps_a_spare_serves_varying_requests_without_the_os) {
+    tarn_arena_cache_limit(0);
+    tarn_arena_options_t o = {.keep_blocks = 2};
+    tarn_arena_t *a = tarn_arena_create_ex(&o);
+    size_t kib[] = {11, 100, 11, 300, 40, 100}, after_two_rounds = 0;
+    for (int round = 0; round < 5; round++) {
+        for (int c = 0; c < 6; c++) {
+            for (size_t i = 0; i < kib[c] * 1024 / 1000; i++)
+                cr_assert_not_null(tarn_arena_alloc(a, 1000));
+            tarn_arena_reset(a);
+        }
+        if (round == 1) after_two_rounds = stats_of(a).os_maps;
+    }
+    cr_assert_eq(stats_of(a).os_maps, after_two_rounds, "%zu maps, %zu after two rounds",
+                 stats_of(a).os_maps, after_two_rounds);
+    tarn_arena_destroy(a);
+}
+
+/* The size of the first block a cycle adds: 8000 bytes never fit the 8 KiB
+ * holder, so the first piece of the cycle takes a new block. */
+static size_t cycle_of_8000s(tarn_arena_t *a, int pieces) {
+    tarn_arena_reset(a);
+    size_t before = stats_of(a).bytes_mapped;
+    cr_assert_not_null(tarn_arena_alloc(a, 8000));
+    size_t first = stats_of(a).bytes_mapped - before;
+    for (int i = 1; i < pieces; i++) cr_assert_not_null(tarn_arena_alloc(a, 8000));
+    return first;
+}
+
+/* A cycle starts with the one block (a power of two from 16 KiB to the 1 MiB
+ * maximum) that would have held all the previous cycle put beyond the
+ * holder: 1, 5, 20, 75, 400 and 1 pieces of 8000 bytes are 8000, 40,000,
+ * 160,000, 600,000, 3,200,000 and 8000 bytes. */
+Test(arena, a_cycle_starts_with_a_block_sized_by_the_one_before) {
+    tarn_arena_t *a = tarn_arena_create(0);
+    int pieces[] = {1, 5, 20, 75, 400, 1, 1};
+    size_t want[] = {16 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 1 << 20, 16 << 10};
+    for (int i = 0; i < 7; i++) {
+        size_t got = cycle_of_8000s(a, pieces[i]);
+        cr_assert_eq(got, want[i], "cycle %d (after %d pieces) began with %zu bytes", i,
+                     i ? pieces[i - 1] : 0, got);
+    }
+    tarn_arena_destroy(a);
+}
+
+/* Within a cycle blocks still double, from where the cycle before ended:
+ * three pieces of 8000 bytes took 24,000 bytes, which a 32 KiB block holds. */
+Test(arena, blocks_still_double_within_a_cycle_after_reset) {
+    tarn_arena_options_t o = {.block_size = 4096, .max_block_size = (size_t)256 << 10};
+    tarn_arena_t *a = tarn_arena_create_ex(&o);
+    cycle_of_8000s(a, 3);
+    tarn_arena_reset(a);
+    size_t sz[7];
+    block_sizes(a, sz, 7);
+    size_t want[7] = {4096, 32 << 10, 64 << 10, 128 << 10, 256 << 10, 256 << 10, 256 << 10};
+    for (int i = 0; i < 7; i++) cr_assert_eq(sz[i], want[i], "block %d: %zu", i, sz[i]);
+    tarn_arena_destroy(a);
+}
+
+/* No OS call at all after the first cycle: any map fails from then on. */
+Test(arena, rewind_between_equal_requests_maps_nothing) {
+    tarn_arena_cache_limit(0);
+    tarn_arena_t *a = tarn_arena_create(0);
+    tarn_arena_mark_t m = tarn_arena_mark(a);
+    for (int cycle = 0; cycle < 8; cycle++) {
+        if (cycle == 1) tarn__os_fail(0, -1);
+        cr_assert_not_null(tarn_arena_alloc(a, (size_t)11 << 10), "cycle %d", cycle);
+        cr_assert_not_null(tarn_arena_alloc(a, (size_t)30 << 10), "cycle %d", cycle);
+        for (int i = 0; i < 20; i++) cr_assert_not_null(tarn_arena_alloc(a, 500));
+        tarn_arena_rewind(a, m);
+    }
+    tarn__os_fail(-1, 0);
+    tarn_arena_destroy(a);
+}
+
+/* A child per request, ended by its own destroy, by the parent's reset or
+ * by a rewind of the parent, and reset in between: after the first cycle
+ * nothing is mapped (a child's blocks come back from the shared cache). */
+Test(arena, children_of_equal_requests_map_nothing) {
+    tarn_arena_t *p = tarn_arena_create(0);
+    for (int cycle = 0; cycle < 8; cycle++) {
+        if (cycle == 1) tarn__os_fail(0, -1);
+        tarn_arena_t *c = tarn_arena_create_child(p, 0);
+        cr_assert_not_null(c, "cycle %d", cycle);
+        cr_assert_not_null(tarn_arena_alloc(c, (size_t)11 << 10), "cycle %d", cycle);
+        tarn_arena_reset(c);
+        cr_assert_not_null(tarn_arena_alloc(c, (size_t)11 << 10), "cycle %d", cycle);
+        tarn_arena_mark_t m = tarn_arena_mark(p);
+        tarn_arena_t *speculative = tarn_arena_create_child(p, 0);
+        cr_assert_not_null(speculative, "cycle %d", cycle);
+        cr_assert_not_null(tarn_arena_alloc(speculative, (size_t)11 << 10), "cycle %d", cycle);
+        tarn_arena_rewind(p, m);
+        if (cycle % 2) tarn_arena_destroy(c);
+        tarn_arena_reset(p);
+    }
+    tarn__os_fail(-1, 0);
+    tarn_arena_destroy(p);
 }
 
 /* ---- the shared cache --------------------------------------------------- */

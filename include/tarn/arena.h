@@ -14,20 +14,23 @@ extern "C" {
 #endif
 
 typedef struct tarn_arena tarn_arena_t;
-typedef struct tarn_arena_mark tarn_arena_mark_t;
 
-/* A position in an arena; the fields are private to tarn_arena_rewind. */
-struct tarn_arena_mark {
+/* A position in an arena, returned by value from tarn_arena_mark, so it is
+ * complete here (C++ rejects an incomplete return type under C linkage);
+ * the fields are private to tarn_arena_rewind. */
+typedef struct tarn_arena_mark {
+    uint64_t arena_;     /* the arena's process-unique number */
     uint64_t seq_;       /* arena sequence number when taken */
     uint64_t block_seq_; /* the block being bumped then */
     void *last_;         /* its bump pointer */
     size_t count_;       /* its live count */
-};
+} tarn_arena_mark_t;
 
-/* New arena whose blocks start at block_size bytes (0: 8 KiB); NULL+ENOMEM. */
+/* New arena whose blocks start at block_size bytes (0: 8 KiB); NULL+EINVAL
+ * when block_size is over 64 MiB, NULL+ENOMEM. */
 TARN_API tarn_arena_t *tarn_arena_create(size_t block_size);
 /* New arena (parent's options) destroyed with parent: at its reset, rewind or
- * destroy; NULL+ENOMEM. */
+ * destroy; NULL+EINVAL when block_size is over 64 MiB, NULL+ENOMEM. */
 TARN_API tarn_arena_t *tarn_arena_create_child(tarn_arena_t *parent, size_t block_size);
 /* size bytes aligned to 16, unique even for 0; NULL+ENOMEM. */
 TARN_API void *tarn_arena_alloc(tarn_arena_t *a, size_t size);
@@ -42,13 +45,15 @@ TARN_API char *tarn_arena_strdup(tarn_arena_t *a, const char *s);
 TARN_API void tarn_arena_free(tarn_arena_t *a, void *p);
 /* Runs fn(arg) at reset/destroy, last registered first; 0, or -1 with errno. */
 TARN_API int tarn_arena_on_destroy(tarn_arena_t *a, void (*fn)(void *), void *arg);
-/* Runs the callbacks, destroys the children, frees everything; keeps blocks. */
+/* Runs the callbacks, destroys the children, frees everything; keeps
+ * keep_blocks blocks (default 1, the first) for the next cycle. */
 TARN_API void tarn_arena_reset(tarn_arena_t *a);
 /* reset, then gives every block back (to the shared cache or the OS). */
 TARN_API void tarn_arena_destroy(tarn_arena_t *a);
 /* The arena's current top, for tarn_arena_rewind. */
 TARN_API tarn_arena_mark_t tarn_arena_mark(tarn_arena_t *a);
-/* Drops what came after m: allocations, large ones, callbacks (run), children. */
+/* Drops what came after m: allocations, large ones, callbacks (run), children.
+ * A mark of another arena or from before the last reset goes to the error handler. */
 TARN_API void tarn_arena_rewind(tarn_arena_t *a, tarn_arena_mark_t m);
 /* Fills *out; bytes_in_use counts bytes handed out since each block was last reused. */
 TARN_API void tarn_arena_stats(const tarn_arena_t *a, tarn_pool_stats_t *out);

@@ -1,21 +1,24 @@
-/* The region pool (seeds 001 and 003; nginx ngx_palloc, APR, obstack).
+/* The region pool (nginx ngx_palloc, APR pools, obstack).
  *
  * Small pieces are bumped out of blocks kept in a list, oldest first. As in
  * nginx, a block that misses five times in the slow path stops being searched
  * (`current` moves past it), so a miss costs at most a handful of probes and
- * allocation is O(1) amortized. Each block counts its live pieces (seed 001):
- * when tarn_arena_free brings the count to zero, the block is emptied and
- * reused. Pieces too big for a block get their own mapping, found again in
- * O(1) through the page map. Cleanup callbacks and child arenas share one
- * stack, run newest first.
+ * allocation is O(1) amortized. Each block counts its live pieces: when
+ * tarn_arena_free brings the count to zero, the block is emptied and reused.
+ * Blocks double within a cycle and a reset restarts the doubling at what the
+ * last cycle needed (regrow). Pieces too big for a block get their own
+ * mapping, found again in O(1) through the page map. Cleanup callbacks and
+ * child arenas share one stack, run newest first.
  *
  * Every block, large allocation and stack node takes a sequence number from
  * one counter when it enters use, and the block list stays sorted by it. A
  * mark is that counter plus the bump pointer of the last block; rewind drops
- * whatever has a larger number. A mark also makes the last block `current`,
- * so nothing allocated after it lands in an older block (obstack's stack
- * discipline on top of nginx's multi-block search). */
+ * whatever has a larger number. Two arenas count alike, so a mark also names
+ * its arena by a number unique in the process. A mark makes the last block
+ * `current`, so nothing allocated after it lands in an older block (obstack's
+ * stack discipline on top of nginx's multi-block search). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "internal.h"
@@ -38,6 +41,7 @@ struct tarn_arena {
     arena_node_t *nodes;        /* cleanup stack, newest first */
     tarn_arena_t *parent;
     arena_node_t *in_parent; /* our node in the parent's stack, NULL once detached */
+    uint64_t id;             /* unique in the process, so a mark names its arena */
     uint64_t seq;            /* last sequence number handed out */
     uint64_t reset_seq;      /* marks older than this were invalidated by reset */
     size_t first_block, next_block, max_block;
@@ -48,6 +52,7 @@ struct tarn_arena {
     pthread_mutex_t lock; /* recursive; used when locked */
 };
 
+static _Atomic uint64_t arenas_created;
 static char nowhere[ARENA_ALIGN];
 static arena_block_t no_room = {.last = nowhere, .end = nowhere};
 
@@ -125,9 +130,11 @@ static arena_block_t *block_add(tarn_arena_t *a, size_t need) {
         b->start = (char *)b + BLOCK_HEADER;
         b->end = (char *)b + size;
         block_clear(b);
-        if (a->doubling && size >= a->next_block)
-            a->next_block = size < a->max_block ? size * 2 : a->max_block;
     }
+    /* A spare counts as the last block too, so a cycle that outgrows the
+     * spares kept by reset goes on doubling past them. */
+    if (a->doubling && b->size >= a->next_block)
+        a->next_block = b->size < a->max_block ? b->size * 2 : a->max_block;
     list_append(a, b);
     return b;
 }
@@ -377,6 +384,11 @@ static bool options_valid(const tarn_arena_options_t *o) {
            (o->growth == TARN_ARENA_DOUBLING || o->growth == TARN_ARENA_FIXED);
 }
 
+/* Where doubling starts in a fresh arena: the block after the holder. */
+static size_t growth_start(const tarn_arena_t *a) {
+    return a->doubling && a->first_block < a->max_block ? a->first_block * 2 : a->first_block;
+}
+
 /* Sizes from validated options: blocks are powers of two, at least a page. */
 static void set_sizes(tarn_arena_t *a, const tarn_arena_options_t *o) {
     size_t page = tarn__os_page_size();
@@ -387,8 +399,7 @@ static void set_sizes(tarn_arena_t *a, const tarn_arena_options_t *o) {
     a->first_block = tarn__pow2_ceil(want > min ? want : min);
     max = tarn__pow2_ceil(max);
     a->max_block = a->doubling && max > a->first_block ? max : a->first_block;
-    a->next_block = a->doubling && a->first_block < a->max_block ? a->first_block * 2
-                                                                   : a->first_block;
+    a->next_block = growth_start(a);
     a->large_min = a->doubling ? a->max_block / 4 : a->first_block - BLOCK_HEADER;
 }
 
@@ -398,7 +409,11 @@ tarn_arena_t *tarn_arena_create_ex(const tarn_arena_options_t *opt) {
         errno = EINVAL;
         return NULL;
     }
-    tarn_arena_t proto = {.keep = o.keep_blocks ? o.keep_blocks : 1, .locked = o.thread_safe};
+    tarn_arena_t proto = {
+        .id = atomic_fetch_add_explicit(&arenas_created, 1, memory_order_relaxed) + 1,
+        .keep = o.keep_blocks ? o.keep_blocks : 1,
+        .locked = o.thread_safe,
+    };
     set_sizes(&proto, &o);
     arena_block_t *b = tarn__block_get(proto.first_block, &proto.os_maps);
     if (!b) return NULL;
@@ -501,10 +516,29 @@ static void blocks_reset(tarn_arena_t *a) {
     list_append(a, a->holder);
 }
 
+/* Called before reset empties the blocks. The next cycle starts growing at
+ * the one block that would have held everything this cycle bumped beyond
+ * the holder, within [growth_start, max_block]: equal cycles settle on one
+ * block size, which the spares or the shared cache then serve without a new
+ * mapping (nginx and APR pools stay flat the same way), a bigger cycle
+ * starts the next one bigger, and a smaller one lets it shrink back.
+ * Doubling as such would go on across resets while reset gives the blocks
+ * away, so every cycle would map a block twice the last (figures in
+ * docs/arena.md, "Growth after a reset"). */
+static void regrow(tarn_arena_t *a) {
+    if (!a->doubling) return;
+    size_t used = 0;
+    for (const arena_block_t *b = a->head; b; b = b->next)
+        if (b != a->holder) used += (size_t)(b->last - b->start);
+    size_t size = tarn__pow2_ceil(used + BLOCK_HEADER), least = growth_start(a);
+    a->next_block = size < least ? least : size > a->max_block ? a->max_block : size;
+}
+
 void tarn_arena_reset(tarn_arena_t *a) {
     lock(a);
     nodes_run_after(a, 0);
     large_release_after(a, 0);
+    regrow(a);
     blocks_reset(a);
     a->reset_seq = a->seq;
     unlock(a);
@@ -542,7 +576,7 @@ tarn_arena_mark_t tarn_arena_mark(tarn_arena_t *a) {
     lock(a);
     arena_block_t *b = a->tail;
     if (b) set_current(a, b);
-    tarn_arena_mark_t m = {a->seq, b ? b->seq : 0, b ? b->last : NULL, b ? b->count : 0};
+    tarn_arena_mark_t m = {a->id, a->seq, b ? b->seq : 0, b ? b->last : NULL, b ? b->count : 0};
     unlock(a);
     return m;
 }
@@ -553,9 +587,9 @@ tarn_arena_mark_t tarn_arena_mark(tarn_arena_t *a) {
  * have been freed since. */
 void tarn_arena_rewind(tarn_arena_t *a, tarn_arena_mark_t m) {
     lock(a);
-    if (m.seq_ < a->reset_seq || m.seq_ > a->seq) {
+    if (m.arena_ != a->id || m.seq_ < a->reset_seq) {
         tarn__report("rewind of arena %p to a mark %s", (void *)a,
-                     m.seq_ > a->seq ? "it never made" : "taken before its last reset");
+                     m.arena_ != a->id ? "it never made" : "taken before its last reset");
         unlock(a);
         return;
     }

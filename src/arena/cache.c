@@ -4,7 +4,7 @@
  * A request-scoped arena maps and unmaps its blocks on every create/destroy
  * unless something keeps them; APR pools are fast because their allocator
  * does. The cache holds at most `limit` bytes (default 8 MiB) and unmaps the
- * rest at once, so memory still goes back to the OS after a peak (seed 000).
+ * rest at once, so memory still goes back to the OS after a peak.
  * Cached blocks stay registered in the page map; their owner is NULL, which
  * is how a free into a cached block is recognised as foreign. */
 #include <errno.h>
