@@ -70,6 +70,10 @@ void tarn__os_decommit(void *p, size_t size);
 size_t tarn__os_resident(void *p, size_t size);
 /* Grows or moves a mapping (mremap); NULL with errno when it cannot. */
 void *tarn__os_remap(void *p, size_t old_size, size_t new_size);
+/* Grows a mapping in place when the addresses after it are free (mremap
+ * without moving); false, with nothing changed (errno neither), when it
+ * cannot. */
+bool tarn__os_extend(void *p, size_t old_size, size_t new_size);
 /* Like tarn__os_remap, but the result stays a multiple of align (a power of
  * two >= page size): grows in place when the next addresses are free, else
  * moves the pages (no copy) to a fresh aligned range. */
