@@ -107,13 +107,15 @@ tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
     return seg;
 }
 
-/* A mapping of `total` bytes (page aligned, at most SEG_SIZE), or up to an
- * eighth more, for a large block of h's; its header is set up by the caller.
+/* A mapping of `total` bytes (page aligned, at most SEG_SIZE), or up to
+ * twice that, for a large block of h's; its header is set up by the caller.
  * Of h's cached segments, the smallest that is large enough, its tail
- * trimmed if longer than that eighth; else the largest smaller one, grown
- * in place; else a new mapping. Reuse keeps what the cached one holds
- * committed (no page faults), and spares the mmap and the two munmap calls
- * of an aligned mapping (os.c). NULL with ENOMEM. */
+ * trimmed if longer than the block; else the largest smaller one, grown in
+ * place; else a new mapping. Reuse keeps what the cached one holds
+ * committed (no page faults) and spares the mmap and the two munmap calls
+ * of an aligned mapping (os.c). Trimming every tail over an eighth, as a
+ * realloc does, cost a munmap or an mremap on most reuses (docs/heap.md). NULL
+ * with ENOMEM. */
 tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total) {
     tarn__segment_t **fit = NULL, **below = NULL;
     for (tarn__segment_t **link = &h->cache; *link; link = &(*link)->next) {
@@ -129,7 +131,7 @@ tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total) {
     }
     if (!fit) return segment_map(total);
     tarn__segment_t *seg = cache_take(h, fit);
-    if (seg->size - total > total / 8) {
+    if (seg->size - total > total) {
         tarn__os_unmap((uint8_t *)seg + total, seg->size - total);
         atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size - total,
                                   memory_order_relaxed);
