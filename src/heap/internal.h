@@ -196,8 +196,9 @@ typedef struct tarn__segment {
     uint8_t kind;
     uint8_t page_shift; /* page index = offset >> page_shift */
     uint8_t in_avail;   /* on the heap's list of segments with unused pages */
-    uint8_t fresh;      /* every byte past the first OS page reads zero: straight from
-                         * the OS, or decommitted while cached */
+    uint8_t fresh;      /* every byte past the first OS page (of a segment of pages: of
+                         * its pages' areas) reads zero: straight from the OS, or
+                         * decommitted while cached */
     uint16_t page_count;
     uint16_t used_pages;
     uint16_t page_next; /* pages from here on have never been set up */

@@ -95,11 +95,18 @@ static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool d
     seg->page_next = (uint16_t)tarn__segment_first_page(seg);
 }
 
-/* A segment of the given kind (small, mid, medium) owned by h: a whole
- * cached segment when h has one, else new from the OS. NULL with ENOMEM. */
+/* A cached mapping a segment of pages can take: a whole one that never
+ * held a large block, which would have written over the headers of pages
+ * 1.. (a header not set up must never read LIVE). */
+static bool pages_fit(const tarn__segment_t *seg) {
+    return seg->size == TARN__SEG_SIZE && seg->kind != TARN__SEG_LARGE;
+}
+
+/* A segment of the given kind (small, mid, medium) owned by h: a cached
+ * one when h has one that fits, else new from the OS. NULL with ENOMEM. */
 tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
     tarn__segment_t **link = &h->cache;
-    while (*link && (*link)->size != TARN__SEG_SIZE) link = &(*link)->next;
+    while (*link && !pages_fit(*link)) link = &(*link)->next;
     bool reused = *link != NULL;
     tarn__segment_t *seg = reused ? cache_take(h, link) : segment_map(TARN__SEG_SIZE);
     if (!seg) return NULL;
@@ -131,6 +138,9 @@ tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total) {
     }
     if (!fit) return segment_map(total);
     tarn__segment_t *seg = cache_take(h, fit);
+    /* A segment of pages may count as fresh with page headers written past
+     * its first OS page, where a large block starts. */
+    if (seg->kind != TARN__SEG_LARGE) seg->fresh = 0;
     if (seg->size - total > total) {
         tarn__os_unmap((uint8_t *)seg + total, seg->size - total);
         atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size - total,
