@@ -75,8 +75,8 @@ void *tarn__os_remap(void *p, size_t old_size, size_t new_size);
  * cannot. */
 bool tarn__os_extend(void *p, size_t old_size, size_t new_size);
 /* Like tarn__os_remap, but the result stays a multiple of align (a power of
- * two >= page size): grows in place when the next addresses are free, else
- * moves the pages (no copy) to a fresh aligned range. */
+ * two >= page size): moves the pages (no copy) to a fresh aligned range;
+ * callers try tarn__os_extend first. */
 void *tarn__os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 /* Milliseconds from a coarse monotonic clock (a few ms resolution, no
  * syscall): cheap enough for allocator slow paths. */

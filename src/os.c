@@ -141,7 +141,6 @@ void *tarn__os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t a
         errno = ENOMEM;
         return NULL;
     }
-    if (mremap(p, old_size, new_size, 0) != MAP_FAILED) return p;
     void *dest = map_aligned_flags(new_size, align, MAP_NORESERVE);
     if (!dest) return NULL;
     void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
