@@ -263,9 +263,13 @@ static void turn_blocks(int slots, long rounds, size_t min, size_t max) {
     for (int k = 0; k < slots; k++) free(slot[k]);
 }
 
-static void run_large_turn(void) { turn_blocks(16, 200 * scale, (size_t)128 << 10, (size_t)4 << 20); }
+static void run_large_turn(void) {
+    turn_blocks(16, 200 * scale, (size_t)128 << 10, (size_t)4 << 20);
+}
 
-static void run_huge_turn(void) { turn_blocks(4, 24 * scale, (size_t)5 << 20, (size_t)25 << 20); }
+static void run_huge_turn(void) {
+    turn_blocks(4, 24 * scale, (size_t)5 << 20, (size_t)25 << 20);
+}
 
 /* ---- driver ------------------------------------------------------------ */
 typedef struct {

@@ -184,12 +184,15 @@ Test(large_realloc, grows_and_shrinks_in_place) {
     q[3 * MiB - 1] = 7;
     unsigned char *r = tarn_realloc(q, 150 * KiB);
     cr_assert_eq(r, p, "shrunk in place");
-    cr_assert_eq(tarn__segment_of(r)->size, tarn__align_up(page + 150 * KiB, page), "tail unmapped");
-    for (size_t i = 0; i < 150 * KiB; i++) cr_assert_eq(r[i], (unsigned char)(i * 13), "byte %zu", i);
+    cr_assert_eq(tarn__segment_of(r)->size, tarn__align_up(page + 150 * KiB, page),
+                 "tail unmapped");
+    for (size_t i = 0; i < 150 * KiB; i++)
+        cr_assert_eq(r[i], (unsigned char)(i * 13), "byte %zu", i);
     unsigned char *h = tarn_realloc(r, 9 * MiB);
     cr_assert_not_null(h);
     cr_assert_eq(tarn__segment_of(h)->kind, TARN__SEG_HUGE, "past LARGE_MAX it is huge");
-    for (size_t i = 0; i < 150 * KiB; i++) cr_assert_eq(h[i], (unsigned char)(i * 13), "byte %zu", i);
+    for (size_t i = 0; i < 150 * KiB; i++)
+        cr_assert_eq(h[i], (unsigned char)(i * 13), "byte %zu", i);
     tarn_free(h);
     tarn_free(warm);
 }
@@ -322,6 +325,16 @@ Test(far, double_free_is_reported) {
     tarn_free(p);
     tarn_free(p);
     expect_report("did not allocate");
+}
+
+Test(far, a_block_of_size_zero_is_a_block) {
+    test_capture_errors();
+    char *p = tarn_aligned_alloc(4 * MiB, 0);
+    cr_assert_not_null(p);
+    cr_assert(tarn_usable_size(p) > 0);
+    p[0] = 1;
+    tarn_free(p);
+    cr_assert_eq(test_error_count, 0, "%s", test_last_error);
 }
 
 Test(far, out_of_memory_for_the_block_or_the_table) {

@@ -83,7 +83,9 @@ static void far_remove_locked(size_t i) {
 }
 
 void *tarn__far_alloc(size_t size, size_t align) {
-    size_t total = tarn__align_up(size, tarn__os_page_size());
+    /* At least a page: a size of 0 would leave nothing mapped, and the
+     * table tells a block from an empty slot by its size. */
+    size_t total = tarn__align_up(size ? size : 1, tarn__os_page_size());
     if (total < size) {
         errno = ENOMEM;
         return NULL;
