@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +68,33 @@ Test(large_footprint, forty_blocks_of_200_kib) {
 Test(large_footprint, a_mix_from_128_kib_to_4_mib) {
     size_t sizes[] = {128 * KiB + 1, 300 * KiB, 777 * KiB, MiB + 5, 2 * MiB, TARN__LARGE_MAX};
     expect_footprint(sizes, 6, 48);
+}
+
+/* VmSize of this process in bytes: all its mappings, what RLIMIT_AS limits. */
+static size_t vm_size(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    size_t kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmSize:", 7)) kib = strtoull(line + 7, NULL, 10);
+    fclose(f);
+    return kib * KiB;
+}
+
+/* Under an address-space limit 64 MiB above what the process maps, 40
+ * blocks of 1 MiB fit (they took 160 MiB when each had a segment). */
+Test(large_footprint, forty_mib_under_an_address_space_limit) {
+    void *warm = tarn_malloc(16);
+    struct rlimit lim = {vm_size() + 64 * MiB, vm_size() + 64 * MiB};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+    void *p[40];
+    for (int i = 0; i < 40; i++) {
+        p[i] = tarn_malloc(MiB);
+        cr_assert_not_null(p[i], "block %d under the limit", i);
+    }
+    for (int i = 0; i < 40; i++) tarn_free(p[i]);
+    tarn_free(warm);
 }
 
 /* A freed large block's mapping is kept and taken by the next request it
