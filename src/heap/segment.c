@@ -116,13 +116,13 @@ tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
 
 /* A mapping of `total` bytes (page aligned, at most SEG_SIZE), or up to
  * twice that, for a large block of h's; its header is set up by the caller.
- * Of h's cached segments, the smallest that is large enough, its tail
- * trimmed if longer than the block; else the largest smaller one, grown in
- * place; else a new mapping. Reuse keeps what the cached one holds
- * committed (no page faults) and spares the mmap and the two munmap calls
- * of an aligned mapping (os.c). Trimming every tail over an eighth, as a
- * realloc does, cost a munmap or an mremap on most reuses (docs/heap.md). NULL
- * with ENOMEM. */
+ * Of h's cached segments, the smallest that is large enough, cut to twice
+ * `total` if longer; else the largest smaller one, grown in place; else a
+ * new mapping. Reuse keeps what the cached one holds committed (no page
+ * faults) and spares the mmap and the two munmap calls of an aligned
+ * mapping (os.c). The tail kept up to twice the block is what makes reuse
+ * cheap: cut to an eighth, most reuses cost a munmap or an mremap and the
+ * pages cut off faulted in again later (docs/heap.md). NULL with ENOMEM. */
 tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total) {
     tarn__segment_t **fit = NULL, **below = NULL;
     for (tarn__segment_t **link = &h->cache; *link; link = &(*link)->next) {
@@ -142,10 +142,11 @@ tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total) {
      * its first OS page, where a large block starts. */
     if (seg->kind != TARN__SEG_LARGE) seg->fresh = 0;
     if (seg->size - total > total) {
-        tarn__os_unmap((uint8_t *)seg + total, seg->size - total);
-        atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size - total,
+        size_t keep = 2 * total;
+        tarn__os_unmap((uint8_t *)seg + keep, seg->size - keep);
+        atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size - keep,
                                   memory_order_relaxed);
-        seg->size = total;
+        seg->size = keep;
     }
     return seg;
 }
