@@ -302,6 +302,22 @@ Test(large_threads, a_block_freed_by_another_thread) {
     tarn_free(blocks[1]);
 }
 
+static void *free_only(void *arg) {
+    tarn_free(arg); /* this thread never allocated: it has no heap to cache into */
+    return NULL;
+}
+
+/* A thread without a heap unmaps the block it frees. */
+Test(large_threads, a_block_freed_by_a_thread_without_a_heap) {
+    void *p = tarn_malloc(MiB);
+    size_t unmaps = atomic_load(&tarn__counters.segment_unmaps);
+    pthread_t t;
+    pthread_create(&t, NULL, free_only, p);
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&tarn__counters.segment_unmaps), unmaps + 1);
+    cr_assert(!tarn__segment_known((uintptr_t)p), "its map bit is cleared");
+}
+
 /* ---- far-aligned blocks ------------------------------------------------ */
 enum { FAR_N = 1200 };
 
@@ -388,4 +404,42 @@ Test(far, out_of_memory_for_the_block_or_the_table) {
     tarn_free(q);
     for (int i = 0; i < n; i++) tarn_free(p[i]);
     tarn_free(first);
+}
+
+static atomic_bool far_stop;
+
+static void *far_churn(void *arg) {
+    (void)arg;
+    while (!atomic_load(&far_stop)) {
+        void *p = tarn_aligned_alloc(4 * MiB, 100);
+        if (p) tarn_free(p);
+    }
+    return NULL;
+}
+
+/* fork while another thread allocates and frees far-aligned blocks: the
+ * table's lock is held across the fork, so the child finds it free and
+ * consistent. */
+Test(far, fork_while_another_thread_uses_the_table) {
+    pthread_t t;
+    pthread_create(&t, NULL, far_churn, NULL);
+    void *kept = tarn_aligned_alloc(4 * MiB, 100);
+    cr_assert_not_null(kept);
+    for (int i = 0; i < 20; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            size_t live = tarn__far_count(); /* kept, and maybe the other thread's */
+            void *p = tarn_aligned_alloc(8 * MiB, 100);
+            bool ok = p && tarn__far_count() == live + 1 && tarn_usable_size(kept) >= 100;
+            tarn_free(p);
+            tarn_free(kept);
+            _exit(ok && tarn__far_count() == live - 1 ? 0 : 1);
+        }
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", i, status);
+    }
+    atomic_store(&far_stop, true);
+    pthread_join(t, NULL);
+    tarn_free(kept);
 }
