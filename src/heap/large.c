@@ -6,17 +6,19 @@
  * finds it by masking like any segment and the block costs its own size in
  * address space, not a 4 MiB segment (docs/heap.md has the figures). The
  * block starts at the header page's end, or further on for an alignment
- * above a page.
+ * above a page, and runs to the mapping's end.
  *
  * A large block (up to LARGE_MAX) belongs to a heap: freed, its mapping goes
  * into the freeing thread's segment cache, where a later large request
- * takes it, trimmed or grown in place to the size asked (segment.c), so a
- * program that frees and allocates large blocks in turn pays neither mmap
- * nor munmap. A huge block belongs to no heap and is unmapped when freed.
+ * takes it, cut to at most twice the size asked or grown in place
+ * (segment.c), so a program that frees and allocates large blocks in turn
+ * pays neither mmap nor munmap for most of them. A huge block belongs to no
+ * heap and is unmapped when freed.
  * realloc resizes either kind's mapping: in place (mremap) when the
  * addresses after it are free, else by moving its pages, never copying.
  * Either kind may be freed by any thread: nothing but the block refers to
- * its mapping, so the freeing thread takes it over (large) or unmaps it. */
+ * its mapping, so the freeing thread takes it over (a large one, if that
+ * thread has a heap) or unmaps it. */
 #include "heap/internal.h"
 
 /* Offset of a block aligned to `align` in its mapping: past the header. */
