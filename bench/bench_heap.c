@@ -5,7 +5,8 @@
  * inherited by a successor thread, which frees its predecessor's blocks),
  * xmalloc (producers allocate, consumers free), cache-scratch (false
  * sharing between objects handed to threads), alloc-mix (mixed sizes and
- * lifetimes), realloc-grow (buffers grown by realloc). Each runs in a child
+ * lifetimes), realloc-grow (buffers grown by realloc), large-turn and
+ * huge-turn (large blocks replaced in turn). Each runs in a child
  * process that calls plain malloc; the allocator is chosen with LD_PRELOAD,
  * so all five run the same binary. The parent measures wall time and peak
  * RSS (wait4) and prints medians and ratios to glibc from the same run; then,
@@ -241,6 +242,35 @@ static void run_realloc_grow(void) {
     }
 }
 
+/* ---- large-turn, huge-turn: large blocks allocated, touched, freed ------ */
+/* A few slots, each replaced in turn by a block of random size whose every
+ * OS page is written (mimalloc-bench's malloc-large does this with 5-25 MiB):
+ * an allocator that gives a freed block back to the OS pays an mmap, an
+ * munmap and a page fault per page for the next one. */
+static void turn_blocks(int slots, long rounds, size_t min, size_t max) {
+    char *slot[16] = {0};
+    uint64_t rng = 11;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (long i = 0; i < rounds; i++) {
+        int k = (int)(rnd(&rng) % (uint64_t)slots);
+        free(slot[k]);
+        size_t n = min + rnd(&rng) % (max - min + 1);
+        slot[k] = malloc(n);
+        for (size_t off = 0; off < n; off += page) slot[k][off] = (char)off;
+        slot[k][n - 1] = 1;
+        bench_use(slot[k]);
+    }
+    for (int k = 0; k < slots; k++) free(slot[k]);
+}
+
+static void run_large_turn(void) {
+    turn_blocks(16, 200 * scale, (size_t)128 << 10, (size_t)4 << 20);
+}
+
+static void run_huge_turn(void) {
+    turn_blocks(4, 24 * scale, (size_t)5 << 20, (size_t)25 << 20);
+}
+
 /* ---- driver ------------------------------------------------------------ */
 typedef struct {
     const char *name;
@@ -250,7 +280,8 @@ typedef struct {
 static const workload_t workloads[] = {
     {"larson", run_larson},           {"xmalloc", run_xmalloc},
     {"cache-scratch", run_cache_scratch}, {"alloc-mix", run_alloc_mix},
-    {"realloc-grow", run_realloc_grow},
+    {"realloc-grow", run_realloc_grow},   {"large-turn", run_large_turn},
+    {"huge-turn", run_huge_turn},
 };
 enum { N_WORK = sizeof workloads / sizeof *workloads, MAX_ALLOC = 5, MAX_REPS = 15 };
 /* glibc and tarn run every repetition; the other allocators fewer, as

@@ -49,14 +49,15 @@ void tarn__report(const char *fmt, ...)
 /* ---- the OS contract (os.c) -------------------------------------------
  * Every mapping is anonymous, private, zero-filled and page aligned.
  * Failures return NULL (or -1) with errno set and change nothing.
- * tarn__os_fail(after, count) lets the next `after` maps, reserves or
- * remaps succeed, then fails `count` of them (-1: all, until turned off)
+ * tarn__os_fail(after, count) lets the next `after` maps, reserves,
+ * remaps or extends succeed, then fails `count` of them (-1: all, until turned off)
  * with ENOMEM, so tests reach out-of-memory paths; after < 0 turns
  * injection off. */
 size_t tarn__os_page_size(void);
 /* size bytes of read-write memory, committed on first touch. */
 void *tarn__os_map(size_t size);
-/* size bytes starting at a multiple of align (a power of two >= page size). */
+/* size bytes starting at a multiple of align (a power of two >= page size);
+ * the rest of that align-sized frame is left unmapped, free to grow into. */
 void *tarn__os_map_aligned(size_t size, size_t align);
 /* Address space that reads as zeros and is committed page by page on first
  * write; not charged against the commit limit where the kernel allows it. */
@@ -70,9 +71,13 @@ void tarn__os_decommit(void *p, size_t size);
 size_t tarn__os_resident(void *p, size_t size);
 /* Grows or moves a mapping (mremap); NULL with errno when it cannot. */
 void *tarn__os_remap(void *p, size_t old_size, size_t new_size);
+/* Grows a mapping in place when the addresses after it are free (mremap
+ * without moving); false, with nothing changed (errno neither), when it
+ * cannot. */
+bool tarn__os_extend(void *p, size_t old_size, size_t new_size);
 /* Like tarn__os_remap, but the result stays a multiple of align (a power of
- * two >= page size): grows in place when the next addresses are free, else
- * moves the pages (no copy) to a fresh aligned range. */
+ * two >= page size): moves the pages (no copy) to a fresh aligned range;
+ * callers try tarn__os_extend first. */
 void *tarn__os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 /* Milliseconds from a coarse monotonic clock (a few ms resolution, no
  * syscall): cheap enough for allocator slow paths. */

@@ -63,21 +63,26 @@ static void *map_raw(size_t size, int extra_flags) {
 
 void *tarn__os_map(size_t size) { return map_raw(size, 0); }
 
-/* Over-maps by align and trims both ends, so the result is aligned and no
- * address space is kept beyond size (rounded to pages). */
+/* Over-maps by align (and at least to a whole aligned frame) and trims both
+ * ends, so the result is aligned, no address space is kept beyond size
+ * (rounded to pages), and the rest of the aligned frame it starts is left
+ * free at first: a mapping shorter than its frame can then grow in place
+ * (tarn__os_extend), where after a bare over-map by align the room left
+ * after it would be anything from nothing to the frame's end. */
 static void *map_aligned_flags(size_t size, size_t align, int flags) {
     size_t page = tarn__os_page_size();
     size = tarn__align_up(size, page);
     if (align <= page) return map_raw(size, flags);
-    if (size + align < size) {
+    size_t span = size > align ? size : align;
+    if (span + align < span) {
         errno = ENOMEM;
         return NULL;
     }
-    char *raw = map_raw(size + align, flags);
+    char *raw = map_raw(span + align, flags);
     if (!raw) return NULL;
     char *p = (char *)tarn__align_up((uintptr_t)raw, align);
     if (p > raw) munmap(raw, (size_t)(p - raw));
-    size_t tail = (size_t)(raw + size + align - (p + size));
+    size_t tail = (size_t)(raw + span + align - (p + size));
     if (tail) munmap(p + size, tail);
     return p;
 }
@@ -123,12 +128,19 @@ void *tarn__os_remap(void *p, size_t old_size, size_t new_size) {
     return q;
 }
 
+bool tarn__os_extend(void *p, size_t old_size, size_t new_size) {
+    if (injected_failure()) return false;
+    int saved = errno; /* a failure here is not the caller's failure */
+    bool grown = mremap(p, old_size, new_size, 0) != MAP_FAILED;
+    errno = saved;
+    return grown;
+}
+
 void *tarn__os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
     if (injected_failure()) {
         errno = ENOMEM;
         return NULL;
     }
-    if (mremap(p, old_size, new_size, 0) != MAP_FAILED) return p;
     void *dest = map_aligned_flags(new_size, align, MAP_NORESERVE);
     if (!dest) return NULL;
     void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);

@@ -138,7 +138,7 @@ Test(heap_api, realloc_edge_cases) {
     p = tarn_malloc(100);
     cr_assert_eq(tarn_realloc(p, 90), p, "a small shrink stays in place");
     char *big = tarn_malloc(200 * KiB);
-    cr_assert_eq(tarn_realloc(big, 2 * MiB), big, "a large block grows inside its segment");
+    cr_assert_eq(tarn_realloc(big, 2 * MiB), big, "a large block grows in place: its frame is free after it");
     errno = 0;
     cr_assert_null(tarn_realloc(p, SIZE_MAX));
     cr_assert_eq(errno, ENOMEM);
@@ -396,7 +396,7 @@ static int fill_a_page(size_t size, void **v, int max, uint32_t b_min, tarn__pag
 }
 
 /* Each size lands in the page kind meant for it: 64 KiB pages up to
- * 8 KiB, 256 KiB up to 32 KiB, 512 KiB up to 128 KiB, then a segment of
+ * 8 KiB, 256 KiB up to 32 KiB, 512 KiB up to 128 KiB, then a mapping of
  * its own. */
 Test(heap_pages, each_size_range_gets_its_page_kind) {
     const struct {
@@ -405,7 +405,7 @@ Test(heap_pages, each_size_range_gets_its_page_kind) {
     } want[] = {
         {8 * KiB, TARN__SMALL_PAGE_SHIFT},      {8 * KiB + 1, TARN__MID_PAGE_SHIFT},
         {32 * KiB, TARN__MID_PAGE_SHIFT},       {32 * KiB + 1, TARN__MEDIUM_PAGE_SHIFT},
-        {128 * KiB, TARN__MEDIUM_PAGE_SHIFT},   {128 * KiB + 1, TARN__SEG_SHIFT},
+        {128 * KiB, TARN__MEDIUM_PAGE_SHIFT},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         void *p = tarn_malloc(want[i].size);
@@ -413,6 +413,12 @@ Test(heap_pages, each_size_range_gets_its_page_kind) {
         cr_assert_eq(tarn__segment_of(p)->page_shift, want[i].shift, "size %zu", want[i].size);
         tarn_free(p);
     }
+    void *p = tarn_malloc(128 * KiB + 1);
+    tarn__segment_t *seg = tarn__segment_of(p);
+    cr_assert_eq(seg->kind, TARN__SEG_LARGE);
+    size_t page = tarn__os_page_size();
+    cr_assert_eq(seg->size, tarn__align_up(page + 128 * KiB + 1, page), "a mapping as long as the block");
+    tarn_free(p);
 }
 
 /* Page A fills up and leaves the queue; page B is carved a little at a

@@ -92,3 +92,25 @@ Test(os, fault_injection_can_fail_a_given_number_of_calls) {
     cr_assert_not_null(p, "only two calls fail");
     tarn__os_unmap(p, 4096);
 }
+
+/* An aligned mapping leaves the rest of its frame free, so it can grow in
+ * place to the frame's end; where the next addresses are taken it cannot,
+ * and says so without touching errno. */
+Test(os, an_aligned_mapping_extends_into_its_frame) {
+    size_t page = tarn__os_page_size(), frame = (size_t)4 << 20;
+    char *p = tarn__os_map_aligned(3 * page, frame);
+    cr_assert_not_null(p);
+    p[0] = 1;
+    cr_assert(tarn__os_extend(p, 3 * page, frame), "grown to the frame's end");
+    p[frame - 1] = 2;
+    cr_assert_eq(p[0], 1);
+    void *next = mmap(p + frame, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                      -1, 0);
+    cr_assert_eq(next, (void *)(p + frame), "the address after it was free");
+    errno = 12345;
+    cr_assert(!tarn__os_extend(p, frame, frame + page), "the next page is taken");
+    cr_assert_eq(errno, 12345);
+    cr_assert_eq(p[frame - 1], 2, "nothing changed");
+    munmap(next, page);
+    tarn__os_unmap(p, frame);
+}

@@ -19,6 +19,9 @@ TARN_API void *tarn_realloc(void *p, size_t size);  /* contents kept; size 0 fre
 TARN_API void *tarn_reallocarray(void *p, size_t n, size_t size); /* realloc(p, n * size); NULL+ENOMEM on overflow */
 TARN_API int tarn_posix_memalign(void **out, size_t align, size_t size); /* 0, or EINVAL (align not a power of two
                                                                             times sizeof(void *)) or ENOMEM */
+/* Alignments up to 64 KiB come from a size class that is a multiple of them; larger ones get a
+ * mapping of their own. From 4 MiB on, any number of blocks may be live; each free, realloc or
+ * usable size of one takes a process-wide lock. */
 TARN_API void *tarn_aligned_alloc(size_t align, size_t size); /* NULL+EINVAL if align is not a power of two */
 TARN_API void *tarn_memalign(size_t align, size_t size);      /* same as tarn_aligned_alloc */
 TARN_API size_t tarn_usable_size(const void *p);    /* bytes usable at p (>= requested); 0 for NULL */

@@ -6,9 +6,10 @@
  *                    64 KiB hold this header; the rest is cut into pages of
  *                    one kind: 63 small pages of 64 KiB, 16 mid pages of
  *                    256 KiB or 8 medium pages of 512 KiB (page 0 shortened
- *                    by the header), or one large block. A huge block
- *                    gets a mapping of its own with the same header, so
- *                    free(p) always finds the header at p & ~(4 MiB - 1).
+ *                    by the header). A large or huge block gets a mapping
+ *                    of its own, as long as the block, with the same header
+ *                    in its first OS page (large.c), so free(p) always
+ *                    finds the header at p & ~(4 MiB - 1).
  *   tarn__page_t     a fixed-size pool for one size class (seed 002): blocks
  *                    are carved lazily from [start, start + reserved * bs).
  *   tarn__heap_t     one per thread: a queue of pages per size class, a
@@ -61,6 +62,7 @@
  * 14.5 MiB and a third slower. realloc-grow: 17.9 -> 17.8 MiB.) */
 #define TARN__MID_MAX ((size_t)32 << 10)
 #define TARN__MEDIUM_MAX ((size_t)128 << 10) /* >= 3 blocks per medium page */
+/* Larger blocks are huge: they belong to no heap and are never cached. */
 #define TARN__LARGE_MAX (TARN__SEG_SIZE - TARN__HEADER_SPAN)
 #define TARN__DIRECT_MAX 1024
 #define TARN__DIRECT_SLOTS (TARN__DIRECT_MAX / 8 + 1)
@@ -194,12 +196,13 @@ typedef struct tarn__segment {
     uint8_t kind;
     uint8_t page_shift; /* page index = offset >> page_shift */
     uint8_t in_avail;   /* on the heap's list of segments with unused pages */
-    uint8_t fresh;      /* every byte past the first OS page reads zero: straight from
-                         * the OS, or decommitted while cached */
+    uint8_t fresh;      /* every byte past the first OS page (of a segment of pages: of
+                         * its pages' areas) reads zero: straight from the OS, or
+                         * decommitted while cached */
     uint16_t page_count;
     uint16_t used_pages;
     uint16_t page_next; /* pages from here on have never been set up */
-    size_t size;     /* bytes mapped */
+    size_t size;     /* bytes mapped: SEG_SIZE, or a single block's mapping */
     size_t cached_dirty; /* while cached: bytes that may still be committed */
     uint64_t cached_ms;
     struct tarn__segment *next, *prev; /* heap's avail list or cache */
@@ -208,6 +211,10 @@ typedef struct tarn__segment {
 } tarn__segment_t;
 
 _Static_assert(sizeof(tarn__segment_t) <= TARN__HEADER_SPAN, "header fits its span");
+/* The part of the header a large or huge block's mapping holds: all but
+ * pages[1..], in its first OS page. */
+#define TARN__SINGLE_HEADER (offsetof(tarn__segment_t, pages) + sizeof(tarn__page_t))
+_Static_assert(TARN__SINGLE_HEADER <= 4096, "a single block's header fits the smallest page");
 
 typedef struct tarn__page_queue {
     tarn__page_t *first, *last;
@@ -243,7 +250,7 @@ struct tarn__heap {
 
 /* Global counters, updated on slow paths only. */
 typedef struct tarn__heap_counters {
-    _Atomic size_t segments, segment_maps, segment_unmaps;
+    _Atomic size_t segments, segment_bytes, segment_maps, segment_unmaps;
     _Atomic size_t huge_blocks, huge_bytes;
     _Atomic size_t purged_bytes, heaps, abandoned_adopted;
 } tarn__heap_counters_t;
@@ -294,6 +301,7 @@ static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
 
 /* segment.c */
 tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind);
+tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total);
 void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg);
 void tarn__segment_unmap(tarn__segment_t *seg);
 void tarn__segment_map_set(tarn__segment_t *seg, bool on);
@@ -345,10 +353,13 @@ void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero);
 void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p);
 void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size);
 size_t tarn__large_usable(tarn__page_t *pg, const void *p);
-/* Blocks aligned to 4 MiB or more, outside the segment map: free returns
- * false and usable 0 for a pointer that is not one of them. */
+
+/* far.c: blocks aligned to 4 MiB or more, outside the segment map: free
+ * returns false and usable 0 for a pointer that is not one of them. */
+void *tarn__far_alloc(size_t size, size_t align);
 bool tarn__far_free(void *p);
 size_t tarn__far_usable(const void *p);
+size_t tarn__far_count(void); /* live far-aligned blocks */
 void tarn__far_fork_lock(bool lock);
 
 /* purge.c */

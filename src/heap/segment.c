@@ -1,4 +1,5 @@
-/* Segments: 4 MiB aligned mappings cut into pages of one kind.
+/* Segments: 4 MiB aligned mappings cut into pages of one kind, and the
+ * mappings of large blocks, which share the header, the map and the cache.
  *
  * Masking a block's address gives its segment header (seed 003), and one bit
  * per 4 MiB of address space says whether that header exists, so free()
@@ -22,8 +23,34 @@ void tarn__segment_map_set(tarn__segment_t *seg, bool on) {
 void tarn__segment_unmap(tarn__segment_t *seg) {
     tarn__segment_map_set(seg, false);
     atomic_fetch_sub_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size, memory_order_relaxed);
     atomic_fetch_add_explicit(&tarn__counters.segment_unmaps, 1, memory_order_relaxed);
-    tarn__os_unmap(seg, TARN__SEG_SIZE);
+    tarn__os_unmap(seg, seg->size);
+}
+
+/* A new mapping of `total` bytes, 4 MiB aligned, counted and in the segment
+ * map; NULL with ENOMEM. A full segment is reserved (committed page by page
+ * as its pages are carved), a large block's mapped. */
+static tarn__segment_t *segment_map(size_t total) {
+    tarn__segment_t *seg = total == TARN__SEG_SIZE ? tarn__os_reserve(total, TARN__SEG_SIZE)
+                                                   : tarn__os_map_aligned(total, TARN__SEG_SIZE);
+    if (!seg) return NULL;
+    seg->size = total;
+    seg->fresh = 1;
+    atomic_fetch_add_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tarn__counters.segment_bytes, total, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tarn__counters.segment_maps, 1, memory_order_relaxed);
+    tarn__segment_map_set(seg, true);
+    return seg;
+}
+
+/* Takes *link out of h's cache. */
+static tarn__segment_t *cache_take(tarn__heap_t *h, tarn__segment_t **link) {
+    tarn__segment_t *seg = *link;
+    *link = seg->next;
+    h->cache_count--;
+    h->dirty_bytes -= seg->cached_dirty;
+    return seg;
 }
 
 /* Bytes of page i: [i << shift, (i + 1) << shift) minus the header span. */
@@ -54,7 +81,7 @@ tarn__page_t *tarn__segment_page_setup(tarn__segment_t *seg) {
 /* dirty: the segment may hold committed, non-zero memory from earlier use. */
 static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool dirty) {
     static const uint8_t shift[] = {TARN__SMALL_PAGE_SHIFT, TARN__MID_PAGE_SHIFT,
-                                    TARN__MEDIUM_PAGE_SHIFT, TARN__SEG_SHIFT};
+                                    TARN__MEDIUM_PAGE_SHIFT};
     seg->heap = h;
     seg->kind = (uint8_t)kind;
     seg->page_shift = shift[kind];
@@ -68,23 +95,59 @@ static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool d
     seg->page_next = (uint16_t)tarn__segment_first_page(seg);
 }
 
-/* A segment of the given kind (small, medium, large) owned by h: from h's
- * cache when it has one, else new from the OS. NULL with ENOMEM. */
+/* A cached mapping a segment of pages can take: a whole one that never
+ * held a large block, which would have written over the headers of pages
+ * 1.. (a header not set up must never read LIVE). */
+static bool pages_fit(const tarn__segment_t *seg) {
+    return seg->size == TARN__SEG_SIZE && seg->kind != TARN__SEG_LARGE;
+}
+
+/* A segment of the given kind (small, mid, medium) owned by h: a cached
+ * one when h has one that fits, else new from the OS. NULL with ENOMEM. */
 tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
-    tarn__segment_t *seg = h->cache;
-    bool reused = seg != NULL;
-    if (reused) {
-        h->cache = seg->next;
-        h->cache_count--;
-        h->dirty_bytes -= seg->cached_dirty;
-    } else {
-        seg = tarn__os_reserve(TARN__SEG_SIZE, TARN__SEG_SIZE);
-        if (!seg) return NULL;
-        atomic_fetch_add_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&tarn__counters.segment_maps, 1, memory_order_relaxed);
-    }
+    tarn__segment_t **link = &h->cache;
+    while (*link && !pages_fit(*link)) link = &(*link)->next;
+    bool reused = *link != NULL;
+    tarn__segment_t *seg = reused ? cache_take(h, link) : segment_map(TARN__SEG_SIZE);
+    if (!seg) return NULL;
     segment_init(seg, h, kind, reused && !seg->fresh);
-    if (!reused) tarn__segment_map_set(seg, true);
+    return seg;
+}
+
+/* A mapping of `total` bytes (page aligned, at most SEG_SIZE), or up to
+ * twice that, for a large block of h's; its header is set up by the caller.
+ * Of h's cached segments, the smallest that is large enough, cut to twice
+ * `total` if longer; else the largest smaller one, grown in place; else a
+ * new mapping. Reuse keeps what the cached one holds committed (no page
+ * faults) and spares the mmap and the two munmap calls of an aligned
+ * mapping (os.c). The tail kept up to twice the block is what makes reuse
+ * cheap: cut to an eighth, most reuses cost a munmap or an mremap and the
+ * pages cut off faulted in again later (docs/heap.md). NULL with ENOMEM. */
+tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total) {
+    tarn__segment_t **fit = NULL, **below = NULL;
+    for (tarn__segment_t **link = &h->cache; *link; link = &(*link)->next) {
+        size_t size = (*link)->size;
+        if (size >= total && (!fit || size < (*fit)->size)) fit = link;
+        if (size < total && (!below || size > (*below)->size)) below = link;
+    }
+    if (!fit && below && tarn__os_extend(*below, (*below)->size, total)) {
+        atomic_fetch_add_explicit(&tarn__counters.segment_bytes, total - (*below)->size,
+                                  memory_order_relaxed);
+        (*below)->size = total;
+        fit = below;
+    }
+    if (!fit) return segment_map(total);
+    tarn__segment_t *seg = cache_take(h, fit);
+    /* A segment of pages may count as fresh with page headers written past
+     * its first OS page, where a large block starts. */
+    if (seg->kind != TARN__SEG_LARGE) seg->fresh = 0;
+    if (seg->size - total > total) {
+        size_t keep = 2 * total;
+        tarn__os_unmap((uint8_t *)seg + keep, seg->size - keep);
+        atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size - keep,
+                                  memory_order_relaxed);
+        seg->size = keep;
+    }
     return seg;
 }
 
@@ -115,8 +178,8 @@ static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
  * assumed written), a segment cached after a program that touches a few
  * pages of each large block looked megabytes dirty, and the budget
  * decommitted it (madvise, then a fault per page on reuse) to give back
- * nothing. Counted with mincore, from the first page to the segment end (an
- * earlier, longer block may have left pages there). Where the kernel backs
+ * nothing. Counted with mincore, over the whole mapping but its header page
+ * (an earlier block at another offset may have left pages there). Where the kernel backs
  * memory with transparent huge pages this counts them whole, which is what
  * they cost. On bench_heap's alloc-mix, with the longer segment cache this
  * made possible (16 when measured; 8 measured the same): madvise calls 461
@@ -125,8 +188,8 @@ static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
  * does not count, which is why zeroing decisions never rest on this count
  * (see `fresh`). */
 static size_t large_committed(tarn__segment_t *seg) {
-    uint8_t *start = seg->pages[0].start;
-    return tarn__os_resident(start, (size_t)((uint8_t *)seg + TARN__SEG_SIZE - start));
+    size_t page = tarn__os_page_size();
+    return tarn__os_resident((uint8_t *)seg + page, seg->size - page);
 }
 
 /* A segment with no page in use: cached while the heap's thread lives and
@@ -162,11 +225,7 @@ void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
 }
 
 static void cache_unmap(tarn__heap_t *h, tarn__segment_t **link) {
-    tarn__segment_t *seg = *link;
-    *link = seg->next;
-    h->cache_count--;
-    h->dirty_bytes -= seg->cached_dirty;
-    tarn__segment_unmap(seg);
+    tarn__segment_unmap(cache_take(h, link));
 }
 
 /* Decommits the oldest cached segment that still holds memory, keeping
@@ -179,7 +238,7 @@ size_t tarn__segment_cache_decommit(tarn__heap_t *h) {
         if (seg->cached_dirty && !tarn__segment_spared(h, seg)) oldest = seg;
     if (!oldest) return 0;
     size_t page = tarn__os_page_size();
-    tarn__os_decommit((uint8_t *)oldest + page, TARN__SEG_SIZE - page);
+    tarn__os_decommit((uint8_t *)oldest + page, oldest->size - page);
     size_t bytes = oldest->cached_dirty;
     h->dirty_bytes -= bytes;
     oldest->cached_dirty = 0;

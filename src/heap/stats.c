@@ -29,7 +29,7 @@ void tarn_stats_print(FILE *out) {
     char buf[1024];
     snprintf(buf, sizeof buf,
              "tarn heap: %zu heaps (%zu adopted after their thread exited)\n"
-             "  segments: %zu live (%.1f MiB reserved), %zu mapped, %zu unmapped so far\n"
+             "  segments: %zu live (%.1f MiB mapped), %zu mapped, %zu unmapped so far\n"
              "  huge blocks: %zu live, %.1f MiB\n"
              "  purged so far: %.1f MiB\n"
              "  this thread: %zu pages with free blocks holding %.1f MiB live, "
@@ -37,7 +37,7 @@ void tarn_stats_print(FILE *out) {
              "%zu blocks of other threads kept for reuse\n"
              "  process rss: %.1f MiB\n",
              atomic_load(&c->heaps), atomic_load(&c->abandoned_adopted), atomic_load(&c->segments),
-             MIB(atomic_load(&c->segments) * TARN__SEG_SIZE), atomic_load(&c->segment_maps),
+             MIB(atomic_load(&c->segment_bytes)), atomic_load(&c->segment_maps),
              atomic_load(&c->segment_unmaps), atomic_load(&c->huge_blocks),
              MIB(atomic_load(&c->huge_bytes)), MIB(atomic_load(&c->purged_bytes)), pages,
              MIB(in_use), MIB(h->dirty_bytes), h->cache_count, tarn__foreign_held(h),
