@@ -39,7 +39,11 @@ static void *far_alloc(size_t size, size_t align) {
     bool room = far_count < FAR_MAX;
     if (room) far[far_count++] = (far_block_t){base + align, base, total};
     pthread_mutex_unlock(&far_lock);
-    if (room) return base + align;
+    if (room) {
+        atomic_fetch_add_explicit(&tarn__counters.far_blocks, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tarn__counters.far_bytes, total, memory_order_relaxed);
+        return base + align;
+    }
     tarn__os_unmap(base, total);
     errno = ENOMEM;
     return NULL;
@@ -59,7 +63,11 @@ bool tarn__far_free(void *p) {
     size_t size = i < 0 ? 0 : far[i].size;
     if (i >= 0) far[i] = far[--far_count];
     pthread_mutex_unlock(&far_lock);
-    if (base) tarn__os_unmap(base, size);
+    if (base) {
+        atomic_fetch_sub_explicit(&tarn__counters.far_blocks, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&tarn__counters.far_bytes, size, memory_order_relaxed);
+        tarn__heap_unmap(base, size);
+    }
     return base != NULL;
 }
 
@@ -98,7 +106,7 @@ static void huge_free(tarn__segment_t *seg) {
     tarn__segment_map_set(seg, false);
     atomic_fetch_sub_explicit(&tarn__counters.huge_blocks, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&tarn__counters.huge_bytes, seg->size, memory_order_relaxed);
-    tarn__os_unmap(seg, seg->size);
+    tarn__heap_unmap(seg, seg->size);
 }
 
 void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
@@ -113,7 +121,7 @@ void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
     pg->used = 1;
     uint8_t *p = (uint8_t *)tarn__align_up((uintptr_t)pg->start, align);
     pg->block_size = (size_t)(p - pg->start) + size;
-    atomic_fetch_add_explicit(&h->live_bytes, pg->block_size, memory_order_relaxed);
+    tarn__live_add(h, pg->block_size);
     if (zero && !seg->fresh) memset(p, 0, size);
     return p;
 }
@@ -127,7 +135,7 @@ void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
         tarn__report("double free of %p (large block) in heap %p", p, (void *)seg->heap);
         return;
     }
-    atomic_fetch_sub_explicit(&seg->heap->live_bytes, pg->block_size, memory_order_relaxed);
+    tarn__live_sub(seg->heap, pg->block_size);
     pg->touched = (uint32_t)tarn__align_up(pg->block_size, tarn__os_page_size());
     pg->flags = 0;
     pg->used = 0;
@@ -148,13 +156,15 @@ static void *huge_resize(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t
     size_t start_off = (size_t)(pg->start - (uint8_t *)seg);
     size_t total = tarn__align_up(off + size, tarn__os_page_size());
     if (total <= seg->size) {
-        if (total < seg->size) tarn__os_unmap((uint8_t *)seg + total, seg->size - total);
+        if (total < seg->size) tarn__heap_unmap((uint8_t *)seg + total, seg->size - total);
     } else {
+        /* Out of the map while mremap may move it: tarn_heap_stats reads
+         * only headers whose bit is set. */
+        tarn__segment_map_set(seg, false);
         tarn__segment_t *moved = tarn__os_remap_aligned(seg, seg->size, total, TARN__SEG_SIZE);
+        tarn__segment_map_set(moved ? moved : seg, true);
         if (!moved) return NULL;
         if (moved != seg) {
-            tarn__segment_map_set(seg, false);
-            tarn__segment_map_set(moved, true);
             seg = moved;
             pg = &seg->pages[0];
             pg->start = (uint8_t *)seg + start_off;
@@ -169,7 +179,7 @@ static void *huge_resize(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t
 /* A large block outgrowing its segment: the segment leaves its heap and
  * becomes a huge mapping, so mremap can grow it without a copy. */
 static tarn__segment_t *large_to_huge(tarn__segment_t *seg, tarn__page_t *pg) {
-    atomic_fetch_sub_explicit(&seg->heap->live_bytes, pg->block_size, memory_order_relaxed);
+    tarn__live_sub(seg->heap, pg->block_size);
     atomic_fetch_sub_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&tarn__counters.huge_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&tarn__counters.huge_bytes, TARN__SEG_SIZE, memory_order_relaxed);
@@ -191,7 +201,8 @@ void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_
         if (end > (uint8_t *)seg + TARN__SEG_SIZE) return huge_resize(large_to_huge(seg, pg), pg, p, size);
         size_t old = pg->block_size;
         pg->block_size = (size_t)(end - pg->start);
-        atomic_fetch_add_explicit(&seg->heap->live_bytes, pg->block_size - old, memory_order_relaxed);
+        if (pg->block_size >= old) tarn__live_add(seg->heap, pg->block_size - old);
+        else tarn__live_sub(seg->heap, old - pg->block_size);
         return p;
     }
     if (size <= TARN__LARGE_MAX / 2) return NULL;
