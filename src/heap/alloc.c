@@ -181,11 +181,12 @@ static bool page_sparse(tarn__segment_t *seg, tarn__page_t *pg) {
 }
 
 /* Whether a small or medium block keeps a request of `size` (which fits):
- * always when no smaller class holds it, so a realloc never moves a block
- * to waste less than the class rounding; when a smaller class would, only
- * while the block stays at least half used and its page is not sparse. */
+ * always when malloc(size) could have returned this block (its class, or
+ * one at most a quarter larger, which a dry class borrows from: page.c),
+ * so a same-size realloc never moves; for a smaller request, while the
+ * block stays at least half used and its page is not sparse. */
 static bool realloc_stays(tarn__segment_t *seg, tarn__page_t *pg, size_t size) {
-    if (tarn__size_class(size) >= pg->cls) return true;
+    if (pg->block_size * 4 <= tarn__class_size(tarn__size_class(size)) * 5) return true;
     return size >= pg->block_size / 2 && !page_sparse(seg, pg);
 }
 
