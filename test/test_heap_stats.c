@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -167,6 +168,41 @@ Test(heap_stats, the_budget_floor_keeps_what_it_is_set_to) {
     cr_assert_geq(c.unused, 6 * MiB, "the emptied pages stay committed: %zu", c.unused);
     tarn_collect(true);
     cr_assert_lt(stats().unused, MiB, "tarn_collect still gives them back");
+}
+
+static atomic_bool churn_stop;
+
+/* Maps and unmaps all the time: huge blocks grown by mremap (which may move
+ * them), large blocks' segments, pages of small blocks. */
+static void *churn(void *arg) {
+    size_t seed = (size_t)(uintptr_t)arg;
+    while (!atomic_load(&churn_stop)) {
+        char *h = tarn_malloc(5 * MiB + seed * 4096);
+        h = tarn_realloc(h, 40 * MiB);
+        char *l = tarn_malloc(MiB);
+        void *v[200];
+        for (int i = 0; i < 200; i++) v[i] = tarn_malloc(2000);
+        for (int i = 0; i < 200; i++) tarn_free(v[i]);
+        tarn_free(l);
+        tarn_free(h);
+        tarn_collect(true);
+    }
+    return NULL;
+}
+
+/* Reading while other threads unmap what is read must stay memory-safe (this
+ * runs under ASan too); the figures are then only roughly consistent. */
+Test(heap_stats, reading_while_other_threads_map_and_unmap) {
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)i);
+    uint64_t end = tarn__os_now_ms() + 500;
+    while (tarn__os_now_ms() < end) {
+        tarn_heap_stats_t s = stats();
+        cr_assert_leq(s.huge_blocks, 4, "%zu huge blocks", s.huge_blocks);
+        cr_assert_leq(s.segments, 16, "%zu segments", s.segments);
+    }
+    atomic_store(&churn_stop, true);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
 }
 
 /* ---- errno is left alone on success ------------------------------------ */
