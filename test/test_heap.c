@@ -13,7 +13,9 @@
 
 /* The overflow tests pass sizes gcc can see are too large; with the
  * alloc_size attributes of heap.h it says so, as it would for malloc. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
+#endif
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)

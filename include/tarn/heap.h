@@ -101,6 +101,9 @@ typedef struct tarn_heap_stats {
 TARN_API void tarn_heap_stats(tarn_heap_stats_t *out); /* fills *out; allocates nothing */
 TARN_API void tarn_stats_print(FILE *out);          /* a short report of tarn_heap_stats' figures */
 
+#undef TARN_MALLOC_
+#undef TARN_RESIZE_
+
 #ifdef __cplusplus
 }
 #endif

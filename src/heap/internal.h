@@ -28,6 +28,10 @@
  * A block another thread frees may instead wait in that thread's foreign
  * cache (foreign.c) and be handed out again by it: it stays counted in its
  * page's used all along, as if it had never been freed.
+ * tarn_heap_stats (stats.c) reads the headers of every thread's segments,
+ * each field once with a relaxed atomic load, under the lock that every
+ * clear of a segment's map bit takes, and every unmap comes after that
+ * clear: so what it reads stays mapped, though it may be changing.
  * A heap whose thread exited is ABANDONED: a thread that wins the CAS to
  * BUSY (a remote freer) or ACTIVE (a new thread adopting it) owns it. */
 #ifndef TARN_HEAP_INTERNAL_H
