@@ -151,7 +151,7 @@ TARN_API int malloc_info(int options, FILE *fp) {
             "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
             "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
             "</malloc>\n",
-            m.ordblks, m.fordblks, m.hblks, m.hblkhd, s.mapped, s.mapped, s.mapped, s.mapped);
+            m.ordblks, m.fordblks, m.hblks, m.hblkhd, s.mapped, s.peak_mapped, s.mapped, s.mapped);
     return 0;
 }
 

@@ -92,6 +92,9 @@ Test(heap_stats, large_huge_and_far_blocks) {
     cr_assert_eq(c.unmaps, b.unmaps + 2, "the huge and far mappings went back");
     cr_assert_geq(c.unmapped_bytes - b.unmapped_bytes, 10 * MiB + 8 * MiB);
     cr_assert_eq(c.cached_segments, b.cached_segments + 1, "the large block's segment is cached");
+    cr_assert_geq(b.peak_mapped, b.mapped);
+    cr_assert_lt(c.mapped, b.mapped);
+    cr_assert_geq(c.peak_mapped, b.mapped, "the peak of the mappings stayed");
 }
 
 enum { PER_THREAD = 1000 };

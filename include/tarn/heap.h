@@ -81,6 +81,7 @@ typedef struct tarn_heap_stats {
                             * in tarn's mappings, but for pages the kernel mapped on its own */
     size_t resident;       /* bytes of tarn's mappings in RAM now (mincore) */
     size_t mapped;         /* address space held from the OS, headers and caches included */
+    size_t peak_mapped;    /* highest mapped so far, checked where peak_in_use is */
     size_t page_mapped;    /* of which segments of small and medium pages */
     size_t unused;         /* committed in unused pages and cached segments: what
                             * tarn_collect(true) would give back */

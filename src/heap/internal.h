@@ -248,12 +248,14 @@ struct tarn__heap {
 /* Global counters, updated on slow paths only. in_use: bytes of pages and
  * large blocks in use (every heap's live_bytes); with huge_bytes and
  * far_bytes it makes tarn_heap_stats' in_use, whose high-water mark
- * peak_in_use is raised where those grow (tarn__peak_note). */
+ * peak_in_use is raised where those grow (tarn__peak_note), as is
+ * peak_mapped, of segments * SEG_SIZE + huge_bytes + far_bytes: a segment is
+ * mapped only for a page or a large block, both counted in in_use at once. */
 typedef struct tarn__heap_counters {
     _Atomic size_t segments, segment_maps, segment_unmaps;
     _Atomic size_t huge_blocks, huge_bytes, far_blocks, far_bytes;
     _Atomic size_t purged_bytes, purges, unmapped_bytes, unmaps;
-    _Atomic size_t in_use, peak_in_use;
+    _Atomic size_t in_use, peak_in_use, peak_mapped;
     _Atomic size_t heaps, abandoned_adopted;
 } tarn__heap_counters_t;
 extern tarn__heap_counters_t tarn__counters;

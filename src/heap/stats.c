@@ -34,13 +34,22 @@ static size_t in_use_now(void) {
            atomic_load_explicit(&tarn__counters.far_bytes, memory_order_relaxed);
 }
 
-void tarn__peak_note(void) {
-    size_t now = in_use_now();
-    size_t peak = atomic_load_explicit(&tarn__counters.peak_in_use, memory_order_relaxed);
-    while (now > peak && !atomic_compare_exchange_weak_explicit(&tarn__counters.peak_in_use, &peak,
-                                                                now, memory_order_relaxed,
-                                                                memory_order_relaxed)) {
+static size_t mapped_now(void) {
+    return atomic_load_explicit(&tarn__counters.segments, memory_order_relaxed) * TARN__SEG_SIZE +
+           atomic_load_explicit(&tarn__counters.huge_bytes, memory_order_relaxed) +
+           atomic_load_explicit(&tarn__counters.far_bytes, memory_order_relaxed);
+}
+
+static void raise_to(_Atomic size_t *peak, size_t now) {
+    size_t old = atomic_load_explicit(peak, memory_order_relaxed);
+    while (now > old && !atomic_compare_exchange_weak_explicit(peak, &old, now, memory_order_relaxed,
+                                                               memory_order_relaxed)) {
     }
+}
+
+void tarn__peak_note(void) {
+    raise_to(&tarn__counters.peak_in_use, in_use_now());
+    raise_to(&tarn__counters.peak_mapped, mapped_now());
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -144,6 +153,8 @@ void tarn_heap_stats(tarn_heap_stats_t *out) {
     out->in_use = in_use_now();
     out->peak_in_use = atomic_load_explicit(&c->peak_in_use, memory_order_relaxed);
     if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
+    out->peak_mapped = atomic_load_explicit(&c->peak_mapped, memory_order_relaxed);
+    if (out->peak_mapped < out->mapped) out->peak_mapped = out->mapped;
     out->purged_bytes = atomic_load_explicit(&c->purged_bytes, memory_order_relaxed);
     out->purges = atomic_load_explicit(&c->purges, memory_order_relaxed);
     out->unmapped_bytes = atomic_load_explicit(&c->unmapped_bytes, memory_order_relaxed);
