@@ -77,8 +77,8 @@ typedef struct tarn_heap_stats {
     size_t in_use;         /* bytes of pages and large or huge blocks holding live blocks */
     size_t peak_in_use;    /* highest in_use so far (>= the peak of allocated): checked when a
                             * page or a large or huge block is taken, not per block */
-    size_t committed;      /* bytes tarn wrote or may have and has not given back: >= resident
-                            * in tarn's mappings, but for pages the kernel mapped on its own */
+    size_t committed;      /* bytes tarn wrote or may have, and has not given back (an upper
+                            * bound, from its own records) */
     size_t resident;       /* bytes of tarn's mappings in RAM now (mincore) */
     size_t mapped;         /* address space held from the OS, headers and caches included */
     size_t peak_mapped;    /* highest mapped so far, checked where peak_in_use is */
