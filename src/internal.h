@@ -48,7 +48,9 @@ void tarn__report(const char *fmt, ...)
 
 /* ---- the OS contract (os.c) -------------------------------------------
  * Every mapping is anonymous, private, zero-filled and page aligned.
- * Failures return NULL (or -1) with errno set and change nothing.
+ * Failures return NULL (or -1) with errno set and change nothing; success,
+ * and the calls that cannot fail (unmap, decommit), leave errno as it was,
+ * so that malloc & co leave it unchanged when they succeed.
  * tarn__os_fail(after, count) lets the next `after` maps, reserves,
  * remaps or extends succeed, then fails `count` of them (-1: all, until turned off)
  * with ENOMEM, so tests reach out-of-memory paths; after < 0 turns

@@ -96,23 +96,31 @@ void *tarn__os_reserve(size_t size, size_t align) {
 }
 
 void tarn__os_unmap(void *p, size_t size) {
+    int saved = errno;
     if (p) munmap(p, tarn__align_up(size, tarn__os_page_size()));
+    errno = saved;
 }
 
 /* mincore, 1,024 pages a call: a 4 MiB segment of 4 KiB pages in one. */
 size_t tarn__os_resident(void *p, size_t size) {
     size_t page = tarn__os_page_size(), pages = tarn__align_up(size, page) / page, count = 0;
     unsigned char vec[1024];
+    int saved = errno;
     for (size_t i = 0; i < pages; i += sizeof vec) {
         size_t n = pages - i < sizeof vec ? pages - i : sizeof vec;
-        if (mincore((char *)p + i * page, n * page, vec) != 0) return size;
+        if (mincore((char *)p + i * page, n * page, vec) != 0) {
+            errno = saved;
+            return size;
+        }
         for (size_t j = 0; j < n; j++) count += vec[j] & 1;
     }
     return count * page;
 }
 
 void tarn__os_decommit(void *p, size_t size) {
+    int saved = errno;
     madvise(p, size, MADV_DONTNEED);
+    errno = saved;
 }
 
 void *tarn__os_remap(void *p, size_t old_size, size_t new_size) {
@@ -178,7 +186,9 @@ uint64_t tarn__os_random(void) {
 }
 
 size_t tarn__os_rss(void) {
+    int saved = errno;
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    errno = saved;
     if (fd < 0) return 0;
     char buf[128];
     ssize_t n = read(fd, buf, sizeof buf - 1);

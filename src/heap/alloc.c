@@ -17,6 +17,15 @@ static void *fail_nomem(void) {
     return NULL;
 }
 
+/* A large or huge block; a huge one (its own mapping) raises the peak of
+ * in_use here, as nothing in large.c does (pages and large blocks raise it
+ * as they are counted in). */
+static void *large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
+    void *p = tarn__large_alloc(h, size, align, zero);
+    if (p) tarn__peak_note();
+    return p;
+}
+
 /* From class cls's front page, else the class slow path. */
 void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact) {
     tarn__page_t *pg = h->queues[cls].first;
@@ -39,7 +48,7 @@ void *tarn__malloc_generic(tarn__heap_t *h, size_t size) {
         return tarn__alloc_class(h, cls, false);
     }
     if (size > TARN__REQUEST_MAX) return fail_nomem();
-    return tarn__large_alloc(h, size, 16, false);
+    return large_alloc(h, size, 16, false);
 }
 
 void *tarn_malloc(size_t size) { return tarn__heap_malloc(size); }
@@ -50,7 +59,7 @@ void *tarn_calloc(size_t n, size_t size) {
     if (total > TARN__MEDIUM_MAX) {
         if (total > TARN__REQUEST_MAX) return fail_nomem();
         tarn__heap_t *h = heap_ready(tarn__tls_heap);
-        return h ? tarn__large_alloc(h, total, 16, true) : fail_nomem();
+        return h ? large_alloc(h, total, 16, true) : fail_nomem();
     }
     void *p = tarn__heap_malloc(total);
     if (p) memset(p, 0, total);
@@ -69,9 +78,22 @@ static void *malloc_aligned(size_t align, size_t size) {
         while (tarn__class_size(cls) & (align - 1)) cls++;
         if (cls < TARN__CLASSES) return tarn__alloc_class(h, cls, true);
     }
-    return tarn__large_alloc(h, size, align, false);
+    return large_alloc(h, size, align, false);
 }
 
+/* glibc 2.36's memalign: an alignment that is not a power of two is
+ * rounded up to one, 0 is malloc, and only one past 2^63 fails with EINVAL
+ * (docs/heap.md). */
+void *tarn_memalign(size_t align, size_t size) {
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return malloc_aligned(tarn__pow2_ceil(align), size);
+}
+
+/* C17 and the Linux manual: the alignment must be a power of two (glibc
+ * 2.36 alone still treats it as memalign; docs/heap.md). */
 void *tarn_aligned_alloc(size_t align, size_t size) {
     if (!tarn__is_pow2(align)) {
         errno = EINVAL;
@@ -79,8 +101,6 @@ void *tarn_aligned_alloc(size_t align, size_t size) {
     }
     return malloc_aligned(align, size);
 }
-
-void *tarn_memalign(size_t align, size_t size) { return tarn_aligned_alloc(align, size); }
 
 int tarn_posix_memalign(void **out, size_t align, size_t size) {
     if (!tarn__is_pow2(align) || align % sizeof(void *)) return EINVAL;
@@ -107,6 +127,39 @@ size_t tarn_usable_size(const void *p) {
     return pg->block_size;
 }
 
+/* Bytes usable at p with no report: 0 when p is in no live page and is no
+ * far-aligned block (what free itself then reports). */
+static size_t usable_quiet(const void *p) {
+    if (!tarn__segment_known((uintptr_t)p)) return tarn__far_usable(p);
+    tarn__segment_t *seg = tarn__segment_of(p);
+    tarn__page_t *pg = tarn__page_of(seg, p);
+    if (!(pg->flags & TARN__PAGE_LIVE)) return 0;
+    return seg->kind >= TARN__SEG_LARGE ? tarn__large_usable(pg, p) : pg->block_size;
+}
+
+/* C23's sized frees. The claim costs one lookup, so it is checked: a size
+ * larger than the block means the caller's idea of the block is wrong (a
+ * smaller one is what realloc's in-place shrink leaves, and is fine). */
+void tarn_free_sized(void *p, size_t size) {
+    size_t usable = p ? usable_quiet(p) : 0;
+    if (usable && size > usable) {
+        tarn__report("free_sized of %p with size %zu, larger than its block (%zu)", p, size,
+                     usable);
+        return;
+    }
+    tarn__heap_free(p);
+}
+
+/* align as tarn_memalign takes it: rounded up to a power of two. */
+void tarn_free_aligned_sized(void *p, size_t align, size_t size) {
+    if (p && (align > SIZE_MAX / 2 + 1 || (uintptr_t)p % tarn__pow2_ceil(align))) {
+        tarn__report("free_aligned_sized of %p with alignment %zu, which it does not have", p,
+                     align);
+        return;
+    }
+    tarn_free_sized(p, size);
+}
+
 /* realloc of a pointer outside the segment map: a far-aligned block (moved,
  * as realloc need not keep alignment) or a foreign pointer. */
 static void *realloc_far(void *p, size_t size) {
@@ -125,19 +178,59 @@ static void *realloc_far(void *p, size_t size) {
 /* A page of the caller's own with at most half of its blocks in use (of
  * eight carved at least, so a page just started is left alone; the first
  * mid page, six or seven blocks of 26-32 KiB, never qualifies), not the
- * one its class allocates from: realloc moves a block out of it even when
- * the block fits, so the page can empty; if that move finds no memory, the
- * block stays where it is. realloc is the one call
- * where the heap may move a block; buffers grown together leave their
- * slowest few behind in pages the rest have left, and this gathers them
- * (measured on bench_heap's realloc-grow, median of 3: peak RSS 19.3 ->
- * 18.0 MiB, page faults 22,000 -> 18,700, time 0.33 -> 0.29 s). */
+ * one its class allocates from. Buffers grown together leave their slowest
+ * few behind in pages the rest have left; moving those out lets the pages
+ * empty (docs/heap.md has what it saved, and what it saves since it is
+ * limited to blocks that shrink into a smaller class). */
 static bool page_sparse(tarn__segment_t *seg, tarn__page_t *pg) {
     tarn__heap_t *h = tarn__tls_heap;
     return seg->heap == h && pg->capacity >= 8 && pg->used * 2 <= pg->capacity &&
            h->queues[pg->cls].first != pg;
 }
 
+/* Whether a small or medium block keeps a request of `size` (which fits):
+ * always when malloc(size) could have returned this block (its class, or
+ * one at most a quarter larger, which a dry class borrows from: page.c),
+ * so a same-size realloc never moves; for a smaller request, while the
+ * block stays at least half used and its page is not sparse. */
+static bool realloc_stays(tarn__segment_t *seg, tarn__page_t *pg, size_t size) {
+    if (pg->block_size * 4 <= tarn__class_size(tarn__size_class(size)) * 5) return true;
+    return size >= pg->block_size / 2 && !page_sparse(seg, pg);
+}
+
+/* realloc of a block the segment map knows; may leave errno changed by an
+ * OS call that failed on the way, even when it succeeds. */
+static void *realloc_known(void *p, size_t size) {
+    tarn__segment_t *seg = tarn__segment_of(p);
+    tarn__page_t *pg = tarn__page_of(seg, p);
+    size_t usable;
+    if (seg->kind >= TARN__SEG_LARGE) {
+        void *q = tarn__large_realloc(seg, pg, p, size);
+        if (q) {
+            tarn__peak_note();
+            return q;
+        }
+        usable = tarn__large_usable(pg, p);
+    } else {
+        usable = pg->block_size;
+        if (size <= usable && realloc_stays(seg, pg, size)) return p;
+    }
+    /* A block that outgrew its class moves with 1/8 headroom: a buffer grown
+     * in small steps then moves every other class, and leaves half as many
+     * partly emptied pages behind (measured: peak RSS of 1000 buffers grown
+     * round-robin falls from 1.25x to 1.14x glibc's). */
+    size_t want = size > usable && size <= TARN__MEDIUM_MAX ? size + size / 8 : size;
+    void *q = tarn__heap_malloc(want);
+    if (!q && size <= usable) return p; /* it fits: it was only moving to save memory */
+    if (!q) return NULL;
+    memcpy(q, p, size < usable ? size : usable);
+    tarn__heap_free(p);
+    return q;
+}
+
+/* errno is left as it was on success: a huge block's mremap may fail in
+ * place before it moves the pages, or fail altogether before a copy
+ * succeeds. */
 void *tarn_realloc(void *p, size_t size) {
     if (!p) return tarn__heap_malloc(size);
     if (size == 0) {
@@ -145,32 +238,9 @@ void *tarn_realloc(void *p, size_t size) {
         return NULL;
     }
     if (size > TARN__REQUEST_MAX) return fail_nomem();
-    if (!tarn__segment_known((uintptr_t)p)) return realloc_far(p, size);
-    tarn__segment_t *seg = tarn__segment_of(p);
-    tarn__page_t *pg = tarn__page_of(seg, p);
-    size_t usable;
-    if (seg->kind >= TARN__SEG_LARGE) {
-        void *q = tarn__large_realloc(seg, pg, p, size);
-        if (q) return q;
-        usable = tarn__large_usable(pg, p);
-    } else {
-        usable = pg->block_size;
-        if (size <= usable && size >= usable / 2 && !page_sparse(seg, pg)) return p;
-    }
-    /* A block that outgrew its class moves with 1/8 headroom: a buffer grown
-     * in small steps then moves every other class, and leaves half as many
-     * partly emptied pages behind (measured: peak RSS of 1000 buffers grown
-     * round-robin falls from 1.25x to 1.14x glibc's). */
-    size_t want = size > usable && size <= TARN__MEDIUM_MAX ? size + size / 8 : size;
     int saved = errno;
-    void *q = tarn__heap_malloc(want);
-    if (!q && size <= usable) {
-        errno = saved; /* it fits: it was only leaving a sparse page */
-        return p;
-    }
-    if (!q) return NULL;
-    memcpy(q, p, size < usable ? size : usable);
-    tarn__heap_free(p);
+    void *q = tarn__segment_known((uintptr_t)p) ? realloc_known(p, size) : realloc_far(p, size);
+    if (q) errno = saved;
     return q;
 }
 

@@ -99,7 +99,11 @@ void *tarn__far_alloc(size_t size, size_t align) {
         far_count++;
     }
     pthread_mutex_unlock(&far_lock);
-    if (room) return block;
+    if (room) {
+        atomic_fetch_add_explicit(&tarn__counters.far_blocks, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tarn__counters.far_bytes, total, memory_order_relaxed);
+        return block;
+    }
     tarn__os_unmap(block, total);
     errno = ENOMEM;
     return NULL;
@@ -114,7 +118,11 @@ bool tarn__far_free(void *p) {
         if (size) far_remove_locked(i);
     }
     pthread_mutex_unlock(&far_lock);
-    if (size) tarn__os_unmap(p, size);
+    if (size) {
+        atomic_fetch_sub_explicit(&tarn__counters.far_blocks, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&tarn__counters.far_bytes, size, memory_order_relaxed);
+        tarn__heap_unmap(p, size);
+    }
     return size != 0;
 }
 

@@ -121,8 +121,10 @@ static void make_key(void) { key_ok = pthread_key_create(&heap_key, heap_thread_
 static void fork_prepare(void) {
     pthread_mutex_lock(&heaps_lock);
     tarn__far_fork_lock(true);
+    tarn__segment_fork_lock(true);
 }
 static void fork_parent(void) {
+    tarn__segment_fork_lock(false);
     tarn__far_fork_lock(false);
     pthread_mutex_unlock(&heaps_lock);
 }
@@ -130,6 +132,7 @@ static void fork_parent(void) {
  * they were (never touched again), so whatever they were doing mid-fork
  * cannot leave the child's own heap inconsistent. */
 static void fork_child(void) {
+    tarn__segment_fork_lock(false);
     tarn__far_fork_lock(false);
     pthread_mutex_init(&heaps_lock, NULL);
 }

@@ -29,6 +29,10 @@
  * A block another thread frees may instead wait in that thread's foreign
  * cache (foreign.c) and be handed out again by it: it stays counted in its
  * page's used all along, as if it had never been freed.
+ * tarn_heap_stats (stats.c) reads the headers of every thread's segments,
+ * each field once with a relaxed atomic load, under the lock that every
+ * clear of a segment's map bit takes, and every unmap comes after that
+ * clear: so what it reads stays mapped, though it may be changing.
  * A heap whose thread exited is ABANDONED: a thread that wins the CAS to
  * BUSY (a remote freer) or ACTIVE (a new thread adopting it) owns it. */
 #ifndef TARN_HEAP_INTERNAL_H
@@ -248,13 +252,22 @@ struct tarn__heap {
     _Atomic int state;
 };
 
-/* Global counters, updated on slow paths only. */
+/* Global counters, updated on slow paths only. in_use: bytes of pages and
+ * large blocks in use (every heap's live_bytes); with huge_bytes and
+ * far_bytes it makes tarn_heap_stats' in_use, whose high-water mark
+ * peak_in_use is raised where those grow (tarn__peak_note), as is
+ * peak_mapped, of segment_bytes + huge_bytes + far_bytes: a segment is
+ * mapped only for a page or a large block, both counted in in_use at once. */
 typedef struct tarn__heap_counters {
     _Atomic size_t segments, segment_bytes, segment_maps, segment_unmaps;
-    _Atomic size_t huge_blocks, huge_bytes;
-    _Atomic size_t purged_bytes, heaps, abandoned_adopted;
+    _Atomic size_t huge_blocks, huge_bytes, far_blocks, far_bytes;
+    _Atomic size_t purged_bytes, purges, unmapped_bytes, unmaps;
+    _Atomic size_t in_use, peak_in_use, peak_mapped;
+    _Atomic size_t heaps, abandoned_adopted;
 } tarn__heap_counters_t;
 extern tarn__heap_counters_t tarn__counters;
+
+_Static_assert(TARN_HEAP_CLASSES == TARN__CLASSES, "the public stats have a slot per class");
 
 extern tarn__page_t tarn__empty_page;
 extern tarn__heap_t tarn__empty_heap;
@@ -299,7 +312,28 @@ static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
     return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
 }
 
+/* stats.c: raises the peak of in_use to what it is now. */
+void tarn__peak_note(void);
+
+/* h took (add) or gave back (sub) n bytes of pages or large blocks. */
+static inline void tarn__live_add(tarn__heap_t *h, size_t n) {
+    atomic_fetch_add_explicit(&h->live_bytes, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tarn__counters.in_use, n, memory_order_relaxed);
+    tarn__peak_note();
+}
+static inline void tarn__live_sub(tarn__heap_t *h, size_t n) {
+    atomic_fetch_sub_explicit(&h->live_bytes, n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&tarn__counters.in_use, n, memory_order_relaxed);
+}
+
 /* segment.c */
+/* Calls fn for every segment mapped (a huge block's mapping included), with
+ * none unmapped meanwhile; fn reads headers other threads may be writing,
+ * so with relaxed atomic loads, and follows no pointer in them. */
+void tarn__segment_each(void (*fn)(const tarn__segment_t *seg, void *arg), void *arg);
+void tarn__segment_fork_lock(bool lock);
+/* munmap of heap memory, counted in the stats. */
+void tarn__heap_unmap(void *p, size_t size);
 tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind);
 tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total);
 void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg);
@@ -367,6 +401,8 @@ void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg);
 size_t tarn__purge(tarn__heap_t *h, bool all);
 void tarn__purge_enforce(tarn__heap_t *h);
+/* Sets the floor of every heap's budget (TARN__DIRTY_MIN by default). */
+void tarn__purge_set_floor(size_t bytes);
 
 /* ---- fast paths (inlined into tarn_malloc/tarn_free and malloc/free) ---- */
 

@@ -61,7 +61,7 @@ static void huge_free(tarn__segment_t *seg) {
     tarn__segment_map_set(seg, false);
     atomic_fetch_sub_explicit(&tarn__counters.huge_blocks, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&tarn__counters.huge_bytes, seg->size, memory_order_relaxed);
-    tarn__os_unmap(seg, seg->size);
+    tarn__heap_unmap(seg, seg->size);
 }
 
 void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
@@ -73,7 +73,7 @@ void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
     tarn__segment_t *seg = tarn__segment_alloc_large(h, total);
     if (!seg) return NULL;
     uint8_t *p = single_setup(seg, h, off);
-    atomic_fetch_add_explicit(&h->live_bytes, seg->pages[0].block_size, memory_order_relaxed);
+    tarn__live_add(h, seg->pages[0].block_size);
     if (zero && !seg->fresh) memset(p, 0, size);
     return p;
 }
@@ -87,7 +87,7 @@ void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
         tarn__report("double free of %p (large block) in heap %p", p, (void *)seg->heap);
         return;
     }
-    atomic_fetch_sub_explicit(&seg->heap->live_bytes, pg->block_size, memory_order_relaxed);
+    tarn__live_sub(seg->heap, pg->block_size);
     pg->touched = (uint32_t)pg->block_size;
     pg->flags = 0;
     pg->used = 0;
@@ -105,7 +105,7 @@ size_t tarn__large_usable(tarn__page_t *pg, const void *p) {
 /* A large block outgrowing LARGE_MAX: its mapping leaves its heap and
  * becomes a huge one. */
 static void large_to_huge(tarn__segment_t *seg, tarn__page_t *pg) {
-    atomic_fetch_sub_explicit(&seg->heap->live_bytes, pg->block_size, memory_order_relaxed);
+    tarn__live_sub(seg->heap, pg->block_size);
     atomic_fetch_sub_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size, memory_order_relaxed);
     atomic_fetch_add_explicit(&tarn__counters.huge_blocks, 1, memory_order_relaxed);
@@ -134,7 +134,7 @@ static tarn__segment_t *single_grow(tarn__segment_t *seg, size_t total) {
 static void *single_resize(tarn__segment_t *seg, size_t off, size_t size) {
     size_t total = tarn__align_up(off + size, tarn__os_page_size()), old = seg->size;
     if (total <= old && old - total <= total / 8) return (uint8_t *)seg + off;
-    if (total < old) tarn__os_unmap((uint8_t *)seg + total, old - total);
+    if (total < old) tarn__heap_unmap((uint8_t *)seg + total, old - total);
     else if (!(seg = single_grow(seg, total))) return NULL;
     seg->size = total;
     tarn__page_t *pg = &seg->pages[0];
@@ -143,7 +143,8 @@ static void *single_resize(tarn__segment_t *seg, size_t off, size_t size) {
     if (seg->kind == TARN__SEG_HUGE) {
         atomic_fetch_add_explicit(&tarn__counters.huge_bytes, total - old, memory_order_relaxed);
     } else {
-        atomic_fetch_add_explicit(&seg->heap->live_bytes, total - old, memory_order_relaxed);
+        if (total > old) tarn__live_add(seg->heap, total - old);
+        else tarn__live_sub(seg->heap, old - total);
         atomic_fetch_add_explicit(&tarn__counters.segment_bytes, total - old, memory_order_relaxed);
     }
     return pg->start;

@@ -55,6 +55,7 @@ static size_t purge_oldest(tarn__heap_t *h) {
         p->touched = 0;
     }
     tarn__os_decommit(start, (size_t)(end - start));
+    atomic_fetch_add_explicit(&tarn__counters.purges, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&tarn__counters.purged_bytes, bytes, memory_order_relaxed);
     return bytes;
 }
@@ -72,6 +73,15 @@ void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg) {
     tarn__purge_enforce(h);
 }
 
+/* The budget's floor: TARN__DIRTY_MIN unless mallopt(M_TRIM_THRESHOLD), the
+ * nearest thing glibc has (free memory kept at the top of its heap before
+ * it trims), set another. */
+static _Atomic size_t dirty_floor = TARN__DIRTY_MIN;
+
+void tarn__purge_set_floor(size_t bytes) {
+    atomic_store_explicit(&dirty_floor, bytes, memory_order_relaxed);
+}
+
 /* An exited thread is often replaced by one that adopts its heap (a thread
  * pool, larson), which would otherwise fault in again all that was given
  * back: the heap keeps the budget it had when its thread exited, while
@@ -82,7 +92,9 @@ static size_t dirty_budget(tarn__heap_t *h) {
     size_t live = atomic_load_explicit(&h->live_bytes, memory_order_relaxed);
     if (live < h->exit_live) live = h->exit_live;
     size_t b = live >> TARN__DIRTY_SHIFT;
-    return b < TARN__DIRTY_MIN ? TARN__DIRTY_MIN : b > TARN__DIRTY_MAX ? TARN__DIRTY_MAX : b;
+    size_t lo = atomic_load_explicit(&dirty_floor, memory_order_relaxed);
+    size_t hi = lo > TARN__DIRTY_MAX ? lo : TARN__DIRTY_MAX;
+    return b < lo ? lo : b > hi ? hi : b;
 }
 
 /* Bytes of the newest cached segment left out of the budget: a program

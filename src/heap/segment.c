@@ -8,16 +8,64 @@
  * still committed); a segment whose pages are all unused is freed as a whole,
  * into a small per-heap cache or straight back to the OS. That is where
  * adjacent free memory coalesces: no live block elsewhere pins it (seed 000). */
+#include <pthread.h>
+
 #include "heap/internal.h"
 
-_Atomic uint64_t tarn__segment_map[((size_t)1 << (TARN__ADDRESS_BITS - TARN__SEG_SHIFT)) / 64];
+#define MAP_WORDS (((size_t)1 << (TARN__ADDRESS_BITS - TARN__SEG_SHIFT)) / 64)
+_Atomic uint64_t tarn__segment_map[MAP_WORDS];
 tarn__heap_counters_t tarn__counters;
+
+/* One bit per 64 words of the segment map (16 GiB of address space), set
+ * when a segment there is mapped and never cleared: tarn__segment_each
+ * reads these 2 KiB instead of the map's 8 MiB. */
+static _Atomic uint64_t map_summary[MAP_WORDS / 64 / 64];
+_Static_assert(MAP_WORDS % (64 * 64) == 0, "each summary word covers 64 whole map words");
+
+/* Held to clear a segment's bit and while tarn__segment_each reads headers:
+ * a segment is unmapped only after its bit is cleared, so a header the
+ * walker finds stays mapped while it reads. Only the unmap paths take it. */
+static pthread_mutex_t walk_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void tarn__segment_map_set(tarn__segment_t *seg, bool on) {
     size_t i = (uintptr_t)seg >> TARN__SEG_SHIFT;
     uint64_t bit = (uint64_t)1 << (i & 63);
-    if (on) atomic_fetch_or_explicit(&tarn__segment_map[i >> 6], bit, memory_order_release);
-    else atomic_fetch_and_explicit(&tarn__segment_map[i >> 6], ~bit, memory_order_release);
+    if (on) {
+        atomic_fetch_or_explicit(&map_summary[i >> 18], (uint64_t)1 << ((i >> 12) & 63),
+                                 memory_order_relaxed);
+        atomic_fetch_or_explicit(&tarn__segment_map[i >> 6], bit, memory_order_release);
+        return;
+    }
+    pthread_mutex_lock(&walk_lock);
+    atomic_fetch_and_explicit(&tarn__segment_map[i >> 6], ~bit, memory_order_release);
+    pthread_mutex_unlock(&walk_lock);
+}
+
+void tarn__segment_each(void (*fn)(const tarn__segment_t *seg, void *arg), void *arg) {
+    pthread_mutex_lock(&walk_lock);
+    for (size_t s = 0; s < sizeof map_summary / sizeof *map_summary; s++)
+        for (uint64_t sb = atomic_load_explicit(&map_summary[s], memory_order_relaxed); sb;
+             sb &= sb - 1) {
+            size_t w0 = (s * 64 + (size_t)__builtin_ctzll(sb)) * 64;
+            for (size_t w = w0; w < w0 + 64; w++)
+                for (uint64_t b = atomic_load_explicit(&tarn__segment_map[w], memory_order_acquire);
+                     b; b &= b - 1) {
+                    uintptr_t i = w * 64 + (size_t)__builtin_ctzll(b);
+                    fn((const tarn__segment_t *)(i << TARN__SEG_SHIFT), arg);
+                }
+        }
+    pthread_mutex_unlock(&walk_lock);
+}
+
+void tarn__segment_fork_lock(bool lock) {
+    if (lock) pthread_mutex_lock(&walk_lock);
+    else pthread_mutex_unlock(&walk_lock);
+}
+
+void tarn__heap_unmap(void *p, size_t size) {
+    atomic_fetch_add_explicit(&tarn__counters.unmaps, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tarn__counters.unmapped_bytes, size, memory_order_relaxed);
+    tarn__os_unmap(p, size);
 }
 
 void tarn__segment_unmap(tarn__segment_t *seg) {
@@ -25,7 +73,7 @@ void tarn__segment_unmap(tarn__segment_t *seg) {
     atomic_fetch_sub_explicit(&tarn__counters.segments, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size, memory_order_relaxed);
     atomic_fetch_add_explicit(&tarn__counters.segment_unmaps, 1, memory_order_relaxed);
-    tarn__os_unmap(seg, seg->size);
+    tarn__heap_unmap(seg, seg->size);
 }
 
 /* A new mapping of `total` bytes, 4 MiB aligned, counted and in the segment
@@ -143,7 +191,7 @@ tarn__segment_t *tarn__segment_alloc_large(tarn__heap_t *h, size_t total) {
     if (seg->kind != TARN__SEG_LARGE) seg->fresh = 0;
     if (seg->size - total > total) {
         size_t keep = 2 * total;
-        tarn__os_unmap((uint8_t *)seg + keep, seg->size - keep);
+        tarn__heap_unmap((uint8_t *)seg + keep, seg->size - keep);
         atomic_fetch_sub_explicit(&tarn__counters.segment_bytes, seg->size - keep,
                                   memory_order_relaxed);
         seg->size = keep;
@@ -239,6 +287,7 @@ size_t tarn__segment_cache_decommit(tarn__heap_t *h) {
     if (!oldest) return 0;
     size_t page = tarn__os_page_size();
     tarn__os_decommit((uint8_t *)oldest + page, oldest->size - page);
+    atomic_fetch_add_explicit(&tarn__counters.purges, 1, memory_order_relaxed);
     size_t bytes = oldest->cached_dirty;
     h->dirty_bytes -= bytes;
     oldest->cached_dirty = 0;
@@ -278,7 +327,7 @@ tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
     if (pg) seg->unused_pages = pg->next;
     else pg = tarn__segment_page_setup(seg);
     seg->used_pages++;
-    atomic_fetch_add_explicit(&h->live_bytes, page_area(pg), memory_order_relaxed);
+    tarn__live_add(h, page_area(pg));
     if (!seg->unused_pages && seg->page_next == seg->page_count) avail_remove(h, seg);
     if (pg->dirty) tarn__purge_remove(h, pg);
     return pg;
@@ -287,7 +336,7 @@ tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
 /* Takes back a page whose blocks are all free. */
 void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg) {
     tarn__segment_t *seg = tarn__segment_of(pg);
-    atomic_fetch_sub_explicit(&h->live_bytes, page_area(pg), memory_order_relaxed);
+    tarn__live_sub(h, page_area(pg));
     size_t used_bytes = tarn__align_up((size_t)pg->capacity * pg->block_size,
                                        tarn__os_page_size());
     if (used_bytes > pg->touched) pg->touched = (uint32_t)used_bytes;
