@@ -12,8 +12,8 @@
 extern "C" {
 #endif
 
-TARN_API void *tarn_malloc(size_t size);            /* 16-aligned block (8 for size <= 8); NULL+ENOMEM */
-TARN_API void tarn_free(void *p);                   /* NULL is fine; reports foreign pointers, double frees */
+TARN_API void *tarn_malloc(size_t size);            /* 16-aligned block; NULL+ENOMEM */
+TARN_API void tarn_free(void *p);                   /* NULL is fine; reports double, interior, foreign frees */
 TARN_API void *tarn_calloc(size_t n, size_t size);  /* zeroed; NULL+ENOMEM, also when n * size overflows */
 TARN_API void *tarn_realloc(void *p, size_t size);  /* contents kept; size 0 frees p and returns NULL; NULL+ENOMEM leaves p */
 TARN_API void *tarn_reallocarray(void *p, size_t n, size_t size); /* realloc(p, n * size); NULL+ENOMEM on overflow */

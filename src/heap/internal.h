@@ -123,34 +123,50 @@
 #define TARN__RETIRE_CALLS 16
 
 /* ---- size classes ------------------------------------------------------
- * Class 0 holds 8 bytes; classes 1..8 are multiples of 16 up to 128; above
+ * Classes 0..7 are multiples of 16 up to 128 (no 8-byte class: a free block
+ * carries its freed marker in its second word, see tarn__block_t); above
  * that each doubling has 8 classes (m << s, 9 <= m <= 16), so the rounding
  * waste is below 12.5% past 128 bytes and below 16 bytes under it. */
 static inline unsigned tarn__size_class(size_t size) {
-    if (size <= 8) return 0;
-    if (size <= 128) return (unsigned)((size + 15) >> 4);
+    if (size <= 16) return 0;
+    if (size <= 128) return (unsigned)((size - 1) >> 4);
     size_t s = size - 1;
     unsigned w = 63u - (unsigned)__builtin_clzll(s);
-    return (w - 7) * 8 + (unsigned)(s >> (w - 3)) + 1;
+    return (w - 7) * 8 + (unsigned)(s >> (w - 3));
 }
 
 static inline size_t tarn__class_size(unsigned cls) {
-    if (cls == 0) return 8;
-    if (cls <= 8) return (size_t)cls << 4;
-    unsigned k = cls - 9;
+    if (cls < 8) return (size_t)(cls + 1) << 4;
+    unsigned k = cls - 8;
     return (size_t)(9 + k % 8) << (7 + k / 8 - 3);
 }
 
 /* tarn__size_class(MEDIUM_MAX) + 1 and tarn__size_class(SMALL_MAX) + 1;
  * test_heap.c checks both against the functions. */
-#define TARN__CLASSES 89
-#define TARN__SMALL_CLASSES 57
-#define TARN__DIRECT_CLASSES 33 /* tarn__size_class(DIRECT_MAX) + 1 */
+#define TARN__CLASSES 88
+#define TARN__SMALL_CLASSES 56
+#define TARN__DIRECT_CLASSES 32 /* tarn__size_class(DIRECT_MAX) + 1 */
 
 /* ---- blocks, pages, segments, heaps ------------------------------------ */
+/* A block on any free list (a page's free, local_free or thread_free, a
+ * foreign cache) or carved but not yet handed out has `freed` ==
+ * tarn__block_key(b); tarn__page_pop clears it as it hands the block out.
+ * A free that finds the key already there is a double free (glibc's tcache
+ * marks its chunks the same way). The key mixes the block's own address
+ * with a per-process secret, so data copied out of a free block does not
+ * mark its copy as free, and a program cannot forge it by accident. */
 typedef struct tarn__block {
     struct tarn__block *next;
+    uintptr_t freed;
 } tarn__block_t;
+
+/* Set once, before the first heap hands out a block (heap.c). Hidden: the
+ * fast free reads it directly, not through the GOT. */
+extern uintptr_t tarn__heap_secret __attribute__((visibility("hidden")));
+
+static inline uintptr_t tarn__block_key(const tarn__block_t *b) {
+    return tarn__heap_secret ^ (uintptr_t)b;
+}
 
 /* A page in use has LIVE set. An unused page has it clear, and so has the
  * all-zero header of a page never set up, so a free of a pointer into
@@ -161,22 +177,34 @@ enum {
     TARN__PAGE_LIVE = 0x80,
 };
 
+/* The first cache line holds what the fast paths read: malloc pops free;
+ * free checks the pointer against start, carved and div_magic, then pushes
+ * onto local_free. */
 typedef struct tarn__page {
     tarn__block_t *free;       /* next blocks to hand out */
     tarn__block_t *local_free; /* blocks the owner freed since the last swap */
+    uint8_t *start;
+    /* UINT64_MAX / block_size + 1: offset n (< 2^32) from start is a
+     * multiple of block_size iff n * div_magic < div_magic (Lemire, Kaser
+     * and Kurz, "Faster remainder by direct computation", 2019). */
+    uint64_t div_magic;
     uint32_t used;
     uint8_t flags; /* anything but LIVE alone sends a same-thread free to the slow path */
     uint8_t index; /* in its segment */
     uint8_t dirty; /* unused but still committed: on the heap's purge queue
                     * (in a foreign cache: the direct slots point at it) */
     uint8_t retire_ttl; /* empty but kept: slow-path calls left before release */
+    /* capacity * block_size: blocks start below it. Only the owner writes it,
+     * and only upwards while the page is in use; a remote freer reads it
+     * (relaxed: a block it holds was carved before it was handed over). */
+    _Atomic uint32_t carved;
     uint32_t capacity;
     uint32_t reserved;
     uint32_t touched; /* bytes of the page that may still be committed */
-    uint8_t *start;
     struct tarn__page *next, *prev; /* class queue, or segment's unused list */
     struct tarn__page *purge_next, *purge_prev;
     uint64_t freed_ms;
+    uint8_t *block; /* SINGLE: the block's start (past start when aligned) */
     /* Written by other threads, with what they read (fixed while the page is
      * in use): kept off the line the owner writes on every malloc and free. */
     _Alignas(64) _Atomic(tarn__block_t *) thread_free;
@@ -184,6 +212,8 @@ typedef struct tarn__page {
     size_t block_size; /* 0 while unused */
     uint8_t cls;
 } tarn__page_t;
+
+_Static_assert(offsetof(tarn__page_t, touched) < 64, "the fast paths' fields share one line");
 
 enum { TARN__SEG_SMALL, TARN__SEG_MID, TARN__SEG_MEDIUM, TARN__SEG_LARGE, TARN__SEG_HUGE };
 
@@ -284,8 +314,19 @@ static inline bool tarn__segment_spared(const tarn__heap_t *h, const tarn__segme
 static inline tarn__block_t *tarn__page_pop(tarn__page_t *pg) {
     tarn__block_t *b = pg->free;
     pg->free = b->next;
+    b->freed = 0;
     pg->used++;
     return b;
+}
+
+/* Whether b may be freed into pg: the start of a block carved from it and
+ * not already free. Any thread may ask (see carved); the answer about
+ * another thread's page is exact unless that thread frees b at the same
+ * moment. */
+static inline bool tarn__block_freeable(const tarn__page_t *pg, const tarn__block_t *b) {
+    uint64_t n = (uintptr_t)b - (uintptr_t)pg->start; /* wraps below start */
+    return n < atomic_load_explicit(&pg->carved, memory_order_relaxed) &&
+           n * pg->div_magic < pg->div_magic && b->freed != tarn__block_key(b);
 }
 
 static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
@@ -320,8 +361,12 @@ size_t tarn__heap_collect_all_abandoned(bool all);
 void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
 void tarn__free_unknown(void *p);
 void tarn__heap_collect_remote(tarn__heap_t *h);
-void tarn__free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
-void tarn__report_double(void *p, size_t size, tarn__heap_t *h);
+/* Pushes b, already marked free, onto its page's thread_free: for blocks
+ * moved, not freed (the foreign cache giving its blocks back). */
+void tarn__remote_push(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
+/* Whether p is a block in use (of any kind); if not, reports "<op> of p,
+ * ..." and returns false. */
+bool tarn__block_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op);
 
 /* foreign.c: blocks of other heaps a thread freed, kept for its reuse. */
 /* Keeps b (of another heap's page pg) in h's cache; false: free it as usual. */
@@ -343,6 +388,9 @@ void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact);
 /* large.c: blocks above MEDIUM_MAX; `align` is a power of two. */
 void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero);
 void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p);
+/* Whether p is the large or huge block of pg; if not, reports as
+ * tarn__block_check does. */
+bool tarn__large_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op);
 void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size);
 size_t tarn__large_usable(tarn__page_t *pg, const void *p);
 /* Blocks aligned to 4 MiB or more, outside the segment map: free returns
@@ -370,8 +418,8 @@ static inline void *tarn__heap_malloc(size_t size) {
 }
 
 /* Same-thread free pushes onto the page's local list; anything unusual
- * (other thread, full or unused page, large block, repeated free) goes to
- * tarn__free_generic. */
+ * (other thread, full or unused page, large block, a pointer that is not a
+ * block in use) goes to tarn__free_generic, which reports misuse. */
 static inline void tarn__heap_free(void *p) {
     uintptr_t a = (uintptr_t)p;
     if (tarn__unlikely(!tarn__segment_known(a))) {
@@ -382,8 +430,9 @@ static inline void tarn__heap_free(void *p) {
     tarn__page_t *pg = tarn__page_of(seg, p);
     tarn__block_t *b = p;
     if (tarn__likely(seg->heap == tarn__tls_heap && pg->flags == TARN__PAGE_LIVE &&
-                     b != pg->local_free)) {
+                     tarn__block_freeable(pg, b))) {
         b->next = pg->local_free;
+        b->freed = tarn__block_key(b);
         pg->local_free = b;
         if (tarn__unlikely(--pg->used == 0)) tarn__page_empty(seg->heap, pg);
         return;

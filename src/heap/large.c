@@ -86,7 +86,7 @@ static void *huge_alloc(size_t size, size_t align) {
     tarn__page_t *pg = &seg->pages[0];
     pg->flags = TARN__PAGE_LIVE | TARN__PAGE_SINGLE;
     pg->used = 1;
-    pg->start = (uint8_t *)seg + off;
+    pg->start = pg->block = (uint8_t *)seg + off;
     pg->block_size = total - off;
     tarn__segment_map_set(seg, true);
     atomic_fetch_add_explicit(&tarn__counters.huge_blocks, 1, memory_order_relaxed);
@@ -112,19 +112,37 @@ void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
     pg->flags = TARN__PAGE_LIVE | TARN__PAGE_SINGLE;
     pg->used = 1;
     uint8_t *p = (uint8_t *)tarn__align_up((uintptr_t)pg->start, align);
+    pg->block = p;
     pg->block_size = (size_t)(p - pg->start) + size;
     atomic_fetch_add_explicit(&h->live_bytes, pg->block_size, memory_order_relaxed);
     if (zero && !seg->fresh) memset(p, 0, size);
     return p;
 }
 
+/* The block's start is kept: with its alignment padding it cannot be told
+ * from p, and a free of any other pointer would release the block. */
+bool tarn__large_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op) {
+    const uint8_t *q = p;
+    if ((pg->flags & TARN__PAGE_LIVE) && q == pg->block) return true;
+    void *h = seg->heap;
+    size_t usable = (size_t)(pg->start + pg->block_size - pg->block);
+    if (!(pg->flags & TARN__PAGE_LIVE) && !strcmp(op, "free"))
+        tarn__report("double free of %p (large block) in heap %p", p, h);
+    else if (!(pg->flags & TARN__PAGE_LIVE))
+        tarn__report("%s of %p, a large block already freed, in heap %p", op, p, h);
+    else if (q > pg->block && q < pg->block + usable)
+        tarn__report("%s of %p, an interior pointer %zu bytes into a block of %zu at %p", op, p,
+                     (size_t)(q - pg->block), usable, (void *)pg->block);
+    else
+        tarn__report("%s of %p, which is not a block tarn handed out (a block of %zu at %p)", op,
+                     p, usable, (void *)pg->block);
+    return false;
+}
+
 void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
+    if (!tarn__large_check(seg, pg, p, "free")) return;
     if (seg->kind == TARN__SEG_HUGE) {
         huge_free(seg);
-        return;
-    }
-    if (!(pg->flags & TARN__PAGE_LIVE)) {
-        tarn__report("double free of %p (large block) in heap %p", p, (void *)seg->heap);
         return;
     }
     atomic_fetch_sub_explicit(&seg->heap->live_bytes, pg->block_size, memory_order_relaxed);
@@ -158,6 +176,7 @@ static void *huge_resize(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t
             seg = moved;
             pg = &seg->pages[0];
             pg->start = (uint8_t *)seg + start_off;
+            pg->block = (uint8_t *)seg + off;
         }
     }
     atomic_fetch_add_explicit(&tarn__counters.huge_bytes, total - seg->size, memory_order_relaxed);
