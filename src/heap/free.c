@@ -43,9 +43,9 @@ static void report_bad_block(tarn__segment_t *seg, tarn__page_t *pg, const void 
         tarn__report("%s of %p, a block already freed (size %zu) in heap %p", op, p, bs, h);
 }
 
-bool tarn__block_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op) {
+bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
+                            const char *op) {
     if (seg->kind >= TARN__SEG_LARGE) return tarn__large_check(seg, pg, p, op);
-    if (pg->block_size && tarn__block_freeable(pg, p)) return true;
     report_bad_block(seg, pg, p, op);
     return false;
 }

@@ -319,6 +319,12 @@ static inline tarn__block_t *tarn__page_pop(tarn__page_t *pg) {
     return b;
 }
 
+/* Whether offset n (< 2^32) is a multiple of the block size whose
+ * div_magic is given (see tarn__page_t). */
+static inline bool tarn__divisible(uint64_t n, uint64_t div_magic) {
+    return n * div_magic < div_magic;
+}
+
 /* Whether b may be freed into pg: the start of a block carved from it and
  * not already free. Any thread may ask (see carved); the answer about
  * another thread's page is exact unless that thread frees b at the same
@@ -326,7 +332,7 @@ static inline tarn__block_t *tarn__page_pop(tarn__page_t *pg) {
 static inline bool tarn__block_freeable(const tarn__page_t *pg, const tarn__block_t *b) {
     uint64_t n = (uintptr_t)b - (uintptr_t)pg->start; /* wraps below start */
     return n < atomic_load_explicit(&pg->carved, memory_order_relaxed) &&
-           n * pg->div_magic < pg->div_magic && b->freed != tarn__block_key(b);
+           tarn__divisible(n, pg->div_magic) && b->freed != tarn__block_key(b);
 }
 
 static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
@@ -364,9 +370,9 @@ void tarn__heap_collect_remote(tarn__heap_t *h);
 /* Pushes b, already marked free, onto its page's thread_free: for blocks
  * moved, not freed (the foreign cache giving its blocks back). */
 void tarn__remote_push(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
-/* Whether p is a block in use (of any kind); if not, reports "<op> of p,
- * ..." and returns false. */
-bool tarn__block_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op);
+/* tarn__block_check's slow path: large and huge blocks, and reports. */
+bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
+                            const char *op);
 
 /* foreign.c: blocks of other heaps a thread freed, kept for its reuse. */
 /* Keeps b (of another heap's page pg) in h's cache; false: free it as usual. */
@@ -404,6 +410,16 @@ void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg);
 size_t tarn__purge(tarn__heap_t *h, bool all);
 void tarn__purge_enforce(tarn__heap_t *h);
+
+/* Whether p is a block in use (of any kind); if not, reports "<op> of p,
+ * ..." and returns false. Inline: realloc and usable_size check every
+ * call, and an out-of-line call cost them 30 instructions. */
+static inline bool tarn__block_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
+                                     const char *op) {
+    if (tarn__likely(seg->kind < TARN__SEG_LARGE && pg->block_size && tarn__block_freeable(pg, p)))
+        return true;
+    return tarn__block_check_slow(seg, pg, p, op);
+}
 
 /* ---- fast paths (inlined into tarn_malloc/tarn_free and malloc/free) ---- */
 
