@@ -166,7 +166,7 @@ static void never_handed_out(size_t size) {
             expect_report_about("not a block tarn handed out", after);
         }
     } else {
-        size_t bs = pg->block_size, carved = atomic_load(&pg->carved);
+        size_t bs = pg->block_size, carved = pg->carved;
         cr_assert_eq(pg->used, 1, "p is the page's only block in use");
         cr_assert_lt(pg->capacity, pg->reserved, "the page is partly carved");
         if (carved > bs) {

@@ -30,13 +30,13 @@ static void report_bad_block(tarn__segment_t *seg, tarn__page_t *pg, const void 
         tarn__report("%s of %p, which is not a live block (double free?) in heap %p", op, p, h);
         return;
     }
-    uint64_t n = (uintptr_t)p - (uintptr_t)pg->start;
-    if (n >= atomic_load_explicit(&pg->carved, memory_order_relaxed))
+    uint64_t n = (uintptr_t)p - (uintptr_t)pg->remote_start;
+    if (n >= atomic_load_explicit(&pg->remote_carved, memory_order_relaxed))
         tarn__report("%s of %p, which is not a block tarn handed out (in a page of %zu-byte "
                      "blocks) in heap %p", op, p, bs, h);
     else if (n % bs)
         tarn__report("%s of %p, an interior pointer %zu bytes into a block of %zu at %p", op, p,
-                     (size_t)(n % bs), bs, (void *)(pg->start + n - n % bs));
+                     (size_t)(n % bs), bs, (void *)(pg->remote_start + n - n % bs));
     else if (!strcmp(op, "free"))
         tarn__report("double free of %p (size %zu) in heap %p", p, bs, h);
     else

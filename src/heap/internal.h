@@ -194,10 +194,7 @@ typedef struct tarn__page {
     uint8_t dirty; /* unused but still committed: on the heap's purge queue
                     * (in a foreign cache: the direct slots point at it) */
     uint8_t retire_ttl; /* empty but kept: slow-path calls left before release */
-    /* capacity * block_size: blocks start below it. Only the owner writes it,
-     * and only upwards while the page is in use; a remote freer reads it
-     * (relaxed: a block it holds was carved before it was handed over). */
-    _Atomic uint32_t carved;
+    uint32_t carved; /* capacity * block_size: blocks start below it */
     uint32_t capacity;
     uint32_t reserved;
     uint32_t touched; /* bytes of the page that may still be committed */
@@ -210,10 +207,20 @@ typedef struct tarn__page {
     _Alignas(64) _Atomic(tarn__block_t *) thread_free;
     struct tarn__page *remote_next; /* in heap->remote_pages */
     size_t block_size; /* 0 while unused */
+    /* Copies of start, div_magic and carved for the checks of other
+     * threads, which reading the owner's line made larson's frees of other
+     * heaps' blocks slower (docs/heap.md). remote_carved only grows while the
+     * page is in use; relaxed is enough, as a block a thread holds was
+     * carved before it was handed over. */
+    uint8_t *remote_start;
+    uint64_t remote_div_magic;
+    _Atomic uint32_t remote_carved;
     uint8_t cls;
 } tarn__page_t;
 
 _Static_assert(offsetof(tarn__page_t, touched) < 64, "the fast paths' fields share one line");
+_Static_assert(offsetof(tarn__page_t, cls) < offsetof(tarn__page_t, thread_free) + 64,
+               "a remote freer reads one line of the page");
 
 enum { TARN__SEG_SMALL, TARN__SEG_MID, TARN__SEG_MEDIUM, TARN__SEG_LARGE, TARN__SEG_HUGE };
 
@@ -325,14 +332,25 @@ static inline bool tarn__divisible(uint64_t n, uint64_t div_magic) {
     return n * div_magic < div_magic;
 }
 
-/* Whether b may be freed into pg: the start of a block carved from it and
- * not already free. Any thread may ask (see carved); the answer about
- * another thread's page is exact unless that thread frees b at the same
- * moment. */
+/* Whether b may be freed into a page whose blocks start at `start`, below
+ * `carved`: the start of a block carved and not already free. */
+static inline bool tarn__block_fits(const uint8_t *start, uint64_t carved, uint64_t div_magic,
+                                    const tarn__block_t *b) {
+    uint64_t n = (uintptr_t)b - (uintptr_t)start; /* wraps below start */
+    return n < carved && tarn__divisible(n, div_magic) && b->freed != tarn__block_key(b);
+}
+
+/* tarn__block_fits for pg's owner, from the fields on its first line. */
 static inline bool tarn__block_freeable(const tarn__page_t *pg, const tarn__block_t *b) {
-    uint64_t n = (uintptr_t)b - (uintptr_t)pg->start; /* wraps below start */
-    return n < atomic_load_explicit(&pg->carved, memory_order_relaxed) &&
-           tarn__divisible(n, pg->div_magic) && b->freed != tarn__block_key(b);
+    return tarn__block_fits(pg->start, pg->carved, pg->div_magic, b);
+}
+
+/* tarn__block_fits for any thread, from the copies on the remote line; exact
+ * unless another thread frees b at the same moment. */
+static inline bool tarn__block_freeable_remote(const tarn__page_t *pg, const tarn__block_t *b) {
+    return tarn__block_fits(pg->remote_start,
+                            atomic_load_explicit(&pg->remote_carved, memory_order_relaxed),
+                            pg->remote_div_magic, b);
 }
 
 static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
@@ -416,7 +434,9 @@ void tarn__purge_enforce(tarn__heap_t *h);
  * call, and an out-of-line call cost them 30 instructions. */
 static inline bool tarn__block_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
                                      const char *op) {
-    if (tarn__likely(seg->kind < TARN__SEG_LARGE && pg->block_size && tarn__block_freeable(pg, p)))
+    if (tarn__likely(seg->kind < TARN__SEG_LARGE && pg->block_size &&
+                     (seg->heap == tarn__tls_heap ? tarn__block_freeable(pg, p)
+                                                  : tarn__block_freeable_remote(pg, p))))
         return true;
     return tarn__block_check_slow(seg, pg, p, op);
 }
