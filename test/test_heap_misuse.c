@@ -166,7 +166,7 @@ static void never_handed_out(size_t size) {
             expect_report_about("not a block tarn handed out", after);
         }
     } else {
-        size_t bs = pg->block_size, carved = pg->carved;
+        size_t bs = pg->block_size, carved = (size_t)pg->capacity * bs;
         cr_assert_eq(pg->used, 1, "p is the page's only block in use");
         cr_assert_lt(pg->capacity, pg->reserved, "the page is partly carved");
         if (carved > bs) {
@@ -485,21 +485,32 @@ Test(heap_misuse_default, aborts_with_one_line_on_stderr) {
 
 Test(heap_misuse_default, interior_free_aborts, .signal = SIGABRT) { interior_64(); }
 
-/* ---- the divisibility test ---------------------------------------------- */
+/* ---- the block-start test ----------------------------------------------- */
 
-/* Every class's page constant against %, over every offset of the largest
- * page its class can have. */
-Test(heap_misuse_divide, lemire_matches_remainder_for_every_class) {
+/* For every class, over every offset from 64 KiB before its page (the header
+ * span before a mid or medium page 0) to the end of the largest page it can
+ * have: a block start k * d gives exactly k steps, any other offset more
+ * than a full page of steps, so comparing with capacity steps is exact
+ * whatever the capacity; checked against %. */
+Test(heap_misuse_divide, block_start_test_matches_remainder_for_every_class) {
     tarn_free(tarn_malloc(1)); /* the thread's heap */
     for (unsigned cls = 0; cls < TARN__CLASSES; cls++) {
         size_t bs = tarn__class_size(cls);
         void *p = tarn__alloc_class(tarn__tls_heap, cls, true);
         tarn__page_t *pg = tarn__page_of(tarn__segment_of(p), p);
         cr_assert_eq(pg->block_size, bs);
-        size_t span = (size_t)1 << tarn__segment_of(p)->page_shift;
-        for (uint64_t n = 0; n < span; n++)
-            if (tarn__divisible(n, pg->div_magic) != (n % bs == 0))
-                cr_assert_fail("class %u (%zu): offset %llu", cls, bs, (unsigned long long)n);
+        uint64_t m = pg->div_magic, step = tarn__div_step(bs);
+        cr_assert(step >= 1 && step <= bs, "class %u: step %llu", cls, (unsigned long long)step);
+        cr_assert_eq(pg->carved_limit, pg->capacity * step);
+        int64_t span = (int64_t)1 << tarn__segment_of(p)->page_shift;
+        uint64_t above = (uint64_t)(span / (int64_t)bs + 1) * step;
+        for (int64_t n = -(int64_t)TARN__HEADER_SPAN; n < span; n++) {
+            uint64_t q = (uint64_t)n * m;
+            bool start = n >= 0 && n % (int64_t)bs == 0;
+            if (start ? q != (uint64_t)(n / (int64_t)bs) * step : q < above)
+                cr_assert_fail("class %u (%zu): offset %lld gives %llu", cls, bs, (long long)n,
+                               (unsigned long long)q);
+        }
         tarn_free(p);
     }
 }

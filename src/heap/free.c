@@ -31,7 +31,8 @@ static void report_bad_block(tarn__segment_t *seg, tarn__page_t *pg, const void 
         return;
     }
     uint64_t n = (uintptr_t)p - (uintptr_t)pg->remote_start;
-    if (n >= atomic_load_explicit(&pg->remote_carved, memory_order_relaxed))
+    uint32_t limit = atomic_load_explicit(&pg->remote_limit, memory_order_relaxed);
+    if (n >= limit / tarn__div_step(bs) * bs) /* past the carved blocks, or below the page */
         tarn__report("%s of %p, which is not a block tarn handed out (in a page of %zu-byte "
                      "blocks) in heap %p", op, p, bs, h);
     else if (n % bs)

@@ -178,23 +178,20 @@ enum {
 };
 
 /* The first cache line holds what the fast paths read: malloc pops free;
- * free checks the pointer against start, carved and div_magic, then pushes
- * onto local_free. */
+ * free checks the pointer against start, div_magic and carved_limit (see
+ * tarn__block_fits), then pushes onto local_free. */
 typedef struct tarn__page {
     tarn__block_t *free;       /* next blocks to hand out */
     tarn__block_t *local_free; /* blocks the owner freed since the last swap */
     uint8_t *start;
-    /* UINT64_MAX / block_size + 1: offset n (< 2^32) from start is a
-     * multiple of block_size iff n * div_magic < div_magic (Lemire, Kaser
-     * and Kurz, "Faster remainder by direct computation", 2019). */
-    uint64_t div_magic;
+    uint64_t div_magic; /* tarn__div_magic(block_size) */
     uint32_t used;
     uint8_t flags; /* anything but LIVE alone sends a same-thread free to the slow path */
     uint8_t index; /* in its segment */
     uint8_t dirty; /* unused but still committed: on the heap's purge queue
                     * (in a foreign cache: the direct slots point at it) */
     uint8_t retire_ttl; /* empty but kept: slow-path calls left before release */
-    uint32_t carved; /* capacity * block_size: blocks start below it */
+    uint32_t carved_limit; /* capacity * tarn__div_step(block_size) */
     uint32_t capacity;
     uint32_t reserved;
     uint32_t touched; /* bytes of the page that may still be committed */
@@ -207,14 +204,14 @@ typedef struct tarn__page {
     _Alignas(64) _Atomic(tarn__block_t *) thread_free;
     struct tarn__page *remote_next; /* in heap->remote_pages */
     size_t block_size; /* 0 while unused */
-    /* Copies of start, div_magic and carved for the checks of other
-     * threads, which reading the owner's line made larson's frees of other
-     * heaps' blocks slower (docs/heap.md). remote_carved only grows while the
-     * page is in use; relaxed is enough, as a block a thread holds was
-     * carved before it was handed over. */
+    /* Copies of start, div_magic and carved_limit for the checks of other
+     * threads, so they do not read the line the owner writes on every malloc
+     * and free. remote_limit only grows while the page is in use; relaxed is
+     * enough, as a block a thread holds was carved before it was handed
+     * over. */
     uint8_t *remote_start;
     uint64_t remote_div_magic;
-    _Atomic uint32_t remote_carved;
+    _Atomic uint32_t remote_limit;
     uint8_t cls;
 } tarn__page_t;
 
@@ -326,31 +323,45 @@ static inline tarn__block_t *tarn__page_pop(tarn__page_t *pg) {
     return b;
 }
 
-/* Whether offset n (< 2^32) is a multiple of the block size whose
- * div_magic is given (see tarn__page_t). */
-static inline bool tarn__divisible(uint64_t n, uint64_t div_magic) {
-    return n * div_magic < div_magic;
+/* ---- block starts: one multiply, one compare ---------------------------
+ * For blocks of size d and the offset n of a pointer from the page start,
+ * let M = div_magic(d) and q = n * M mod 2^64. Lemire, Kaser and Kurz
+ * ("Faster remainder by direct computation", 2019) show that with
+ * c = UINT64_MAX / d + 1, d divides a 32-bit n iff n * c mod 2^64 < c. We
+ * use more of it: for n = k * d, q = k * e with e = d * M mod 2^64 (the
+ * step, 1 <= e <= d), while any other n < 2^32 gives q >= 2^64 / d (at
+ * least 2^47 here), far above any k * e (below 2^32). (M = c + 1 when d is
+ * a power of two, whose c gives e = 0; then q = n for a block start.) So
+ * q < capacity * e says at once that p is a block start and that its block
+ * was carved. A pointer below the page start (in the header span before a
+ * mid or medium page 0) wraps to a huge n, which also lands above:
+ * test_heap_misuse.c checks every offset of every class, from 64 KiB before
+ * the page to its end. */
+static inline uint64_t tarn__div_magic(size_t d) {
+    uint64_t c = UINT64_MAX / d + 1;
+    return c + tarn__is_pow2(d);
 }
 
-/* Whether b may be freed into a page whose blocks start at `start`, below
- * `carved`: the start of a block carved and not already free. */
-static inline bool tarn__block_fits(const uint8_t *start, uint64_t carved, uint64_t div_magic,
+static inline uint64_t tarn__div_step(size_t d) { return (uint64_t)d * tarn__div_magic(d); }
+
+/* Whether b may be freed into a page whose blocks start at `start`: the
+ * start of a block carved (q below `limit`) and not already free. */
+static inline bool tarn__block_fits(const uint8_t *start, uint64_t div_magic, uint64_t limit,
                                     const tarn__block_t *b) {
-    uint64_t n = (uintptr_t)b - (uintptr_t)start; /* wraps below start */
-    return n < carved && tarn__divisible(n, div_magic) && b->freed != tarn__block_key(b);
+    uint64_t n = (uintptr_t)b - (uintptr_t)start;
+    return n * div_magic < limit && b->freed != tarn__block_key(b);
 }
 
 /* tarn__block_fits for pg's owner, from the fields on its first line. */
 static inline bool tarn__block_freeable(const tarn__page_t *pg, const tarn__block_t *b) {
-    return tarn__block_fits(pg->start, pg->carved, pg->div_magic, b);
+    return tarn__block_fits(pg->start, pg->div_magic, pg->carved_limit, b);
 }
 
 /* tarn__block_fits for any thread, from the copies on the remote line; exact
  * unless another thread frees b at the same moment. */
 static inline bool tarn__block_freeable_remote(const tarn__page_t *pg, const tarn__block_t *b) {
-    return tarn__block_fits(pg->remote_start,
-                            atomic_load_explicit(&pg->remote_carved, memory_order_relaxed),
-                            pg->remote_div_magic, b);
+    return tarn__block_fits(pg->remote_start, pg->remote_div_magic,
+                            atomic_load_explicit(&pg->remote_limit, memory_order_relaxed), b);
 }
 
 static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {

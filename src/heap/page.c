@@ -59,10 +59,10 @@ static void page_init(tarn__page_t *pg, unsigned cls) {
     pg->block_size = bs;
     pg->cls = (uint8_t)cls;
     pg->flags = TARN__PAGE_LIVE;
-    pg->div_magic = pg->remote_div_magic = UINT64_MAX / bs + 1;
+    pg->div_magic = pg->remote_div_magic = tarn__div_magic(bs);
     pg->remote_start = pg->start;
-    pg->used = pg->capacity = pg->carved = 0;
-    atomic_store_explicit(&pg->remote_carved, 0, memory_order_relaxed);
+    pg->used = pg->capacity = pg->carved_limit = 0;
+    atomic_store_explicit(&pg->remote_limit, 0, memory_order_relaxed);
     pg->free = pg->local_free = NULL;
     pg->reserved = (uint32_t)((end - (size_t)(pg->start - (uint8_t *)seg)) / bs);
 }
@@ -82,8 +82,8 @@ static void page_extend(tarn__page_t *pg) {
     }
     pg->free = (tarn__block_t *)first;
     pg->capacity += n;
-    pg->carved = (uint32_t)((size_t)pg->capacity * bs);
-    atomic_store_explicit(&pg->remote_carved, pg->carved, memory_order_relaxed);
+    pg->carved_limit = (uint32_t)(pg->capacity * tarn__div_step(bs));
+    atomic_store_explicit(&pg->remote_limit, pg->carved_limit, memory_order_relaxed);
 }
 
 static tarn__page_t *page_new(tarn__heap_t *h, unsigned cls) {
