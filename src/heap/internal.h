@@ -23,8 +23,9 @@
  * until the owner collects them; so used == 0 means nobody holds a block.
  *
  * Ownership: only the owning thread touches a page's plain fields, except
- * block_size, cls and start (fixed while the page is in use, read by remote
- * freers). Other threads only push onto thread_free and heap->remote_pages.
+ * the ones on its remote line (block_size, cls and the copies for the free
+ * checks), which remote freers read. Other threads only push onto
+ * thread_free and heap->remote_pages.
  * A block another thread frees may instead wait in that thread's foreign
  * cache (foreign.c) and be handed out again by it: it stays counted in its
  * page's used all along, as if it had never been freed.
@@ -441,8 +442,8 @@ size_t tarn__purge(tarn__heap_t *h, bool all);
 void tarn__purge_enforce(tarn__heap_t *h);
 
 /* Whether p is a block in use (of any kind); if not, reports "<op> of p,
- * ..." and returns false. Inline: realloc and usable_size check every
- * call, and an out-of-line call cost them 30 instructions. */
+ * ..." and returns false. Inline, as realloc and usable_size check on every
+ * call (out of line, the call cost more than the check: docs/heap.md). */
 static inline bool tarn__block_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
                                      const char *op) {
     if (tarn__likely(seg->kind < TARN__SEG_LARGE && pg->block_size &&
