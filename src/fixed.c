@@ -65,17 +65,18 @@ struct tarn_fixed {
     bool keep_timed;            /* keep what was reused in the last TARN_FIXED_KEEP_MS */
     bool shared;
     block_list_t partial, empty, full; /* empty: newest first */
-    size_t nempty, nblocks;
+    size_t nempty;
     size_t os_maps, os_releases;
     pthread_mutex_t lock;
     block_t sentinel; /* exhausted and owned by no pool: fast paths miss */
 };
 
 /* How the pool of pools holds a pool: the pool pointer is one cache line
- * in, because objects of the holder's pool start at large power-of-two
- * boundaries, as block starts do, and a load of hot.free after a store to
- * an object whose address agrees with it in the low 27 bits ran 6-9x slower
- * on the development machine (docs/fixed.md). */
+ * in. The first object of every block starts at a large power-of-two
+ * boundary; a pool struct there and an object at another such boundary
+ * agree in their low address bits, and the CPU then took the load of
+ * hot.free after a store to the object as depending on it: the seed loop
+ * ran several times slower (docs/fixed.md). */
 typedef struct pool_holder {
     char apart[64];
     struct tarn_fixed pool;
@@ -162,7 +163,6 @@ static block_t *block_new(tarn_fixed_t *pool, size_t cap) {
     b->next = b->prev = NULL;
     b->end = (uint32_t)(cap * pool->hot.obj_size);
     block_reset(b);
-    pool->nblocks++;
     pool->os_maps++;
     return b;
 }
@@ -180,7 +180,6 @@ static void block_release(tarn_fixed_t *pool, block_t *b) {
         tarn__os_decommit(slot + pool->slot_size - page, page);
     }
     tarn__fixed_slot_give(slot, pool->shift);
-    pool->nblocks--;
     pool->os_releases++;
 }
 
