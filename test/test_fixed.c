@@ -226,8 +226,8 @@ static void reach_the_slow_path(tarn_fixed_t *pool, size_t per_block) {
 
 Test(fixed, a_gib_freed_goes_back_to_the_os_after_the_keep_time) {
     size_t size = 256, per_block = 4096, n = ((size_t)1 << 30) / size;
-    void **v = calloc(n, sizeof *v);
-    memset(v, 0, n * sizeof *v); /* resident before the baseline is read */
+    void **v = malloc(n * sizeof *v);
+    memset(v, 1, n * sizeof *v); /* resident before the baseline is read (not 0: calloc would skip it) */
     tarn_fixed_t *pool = tarn_fixed_create(size, per_block, per_block);
     size_t base = tarn__os_rss();
     for (size_t i = 0; i < n; i++) {
@@ -577,8 +577,8 @@ static scale_result_t make_many_pools(int n, int limit_address_space) {
     scale_result_t r = {0, 0, 0, 0};
     struct rlimit lim = {(rlim_t)8 << 30, (rlim_t)8 << 30};
     if (limit_address_space && setrlimit(RLIMIT_AS, &lim) != 0) return r.err = errno, r;
-    tarn_fixed_t **pools = calloc((size_t)n, sizeof *pools);
-    memset(pools, 0, (size_t)n * sizeof *pools);
+    tarn_fixed_t **pools = malloc((size_t)n * sizeof *pools);
+    memset(pools, 1, (size_t)n * sizeof *pools); /* resident before the baseline is read */
     size_t base = tarn__os_rss();
     for (; r.made < n; r.made++) {
         tarn_fixed_t *p = tarn_fixed_create(64, 16, 16);
