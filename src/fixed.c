@@ -317,11 +317,14 @@ static const char *invalid_reason(tarn_fixed_t *pool, uintptr_t a, tarn_fixed_t 
     if (!in_pool_chunks(pool, a)) return "free of foreign pointer";
     uintptr_t off = a & pool->hot.low_mask;
     block_t *b = header_of(pool, a - off);
-    if (b->pool && b->pool != pool) return *owner = b->pool, "free of foreign pointer";
     if (!b->pool)
         return tarn__fixed_slot_was_taken(a, pool->shift)
                    ? "free of stale pointer (its block went back to the OS)"
                    : "free of foreign pointer";
+    if (b->pool != pool) {
+        *owner = b->pool;
+        return "free of foreign pointer";
+    }
     if (off >= b->end || off % pool->hot.obj_size) return "free of interior pointer";
     bool tagged = ((void **)a)[1] == (void *)freed_tag(pool, a);
     if (off >= b->bump) return tagged ? "double free of" : "free of never-allocated";
