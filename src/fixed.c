@@ -84,8 +84,24 @@ typedef struct pool_holder {
 
 /* Holds every other pool: 100,000 pools then cost 100,000 objects, not
  * 100,000 mappings. */
-static tarn_fixed_t pool_of_pools;
+static tarn_fixed_t pool_of_pools = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t pools_once = PTHREAD_ONCE_INIT;
+
+/* A child process has only the forking thread: the locks every pool's
+ * create and growth take (the pool of pools', then the slot space's) must
+ * not come to it held by a thread it does not have. Registered when the
+ * library loads, before main can start a thread. */
+static void fork_prepare(void) {
+    pthread_mutex_lock(&pool_of_pools.lock);
+    tarn__fixed_space_fork_lock(true);
+}
+static void fork_resume(void) {
+    tarn__fixed_space_fork_lock(false);
+    pthread_mutex_unlock(&pool_of_pools.lock);
+}
+__attribute__((constructor)) static void fixed_load(void) {
+    pthread_atfork(fork_prepare, fork_resume, fork_resume);
+}
 
 /* ---- geometry ----------------------------------------------------------- */
 
@@ -396,7 +412,8 @@ static bool options_valid(const tarn_fixed_options_t *opt, size_t align) {
            tarn__is_pow2(align) && align <= MAX_ALIGN;
 }
 
-/* Sets up a pool struct (zeroed) with no block yet. */
+/* Sets up a pool struct (zeroed) with no block yet; a thread-safe pool's
+ * lock is the caller's to initialise. */
 static void pool_init(tarn_fixed_t *pool, const tarn_fixed_options_t *opt, size_t align,
                       const unsigned char *map) {
     pool->shared = opt->thread_safe != 0;
@@ -404,7 +421,6 @@ static void pool_init(tarn_fixed_t *pool, const tarn_fixed_options_t *opt, size_
     pool->keep_empty = opt->keep_empty == TARN_FIXED_KEEP_NONE ? 0 : opt->keep_empty;
     pool->hot.cur = pool->current = &pool->sentinel;
     pool->hot.map = map;
-    if (pool->shared) pthread_mutex_init(&pool->lock, NULL);
     set_geometry(pool, opt, align);
     pool->hot.shift = pool->shared ? SHARED_SHIFT : (unsigned char)pool->shift;
 }
@@ -457,6 +473,7 @@ tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
     tarn_fixed_t *pool = &holder->pool;
     memset(pool, 0, sizeof *pool);
     pool_init(pool, opt, align, map);
+    if (pool->shared) pthread_mutex_init(&pool->lock, NULL);
     if (map_initial_blocks(pool, opt->init_count) < 0) {
         int e = errno;
         pool_release(pool);

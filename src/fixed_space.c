@@ -109,6 +109,11 @@ void tarn__fixed_slot_give(void *slot, unsigned shift) {
     pthread_mutex_unlock(&space_lock);
 }
 
+void tarn__fixed_space_fork_lock(bool take) {
+    if (take) pthread_mutex_lock(&space_lock);
+    else pthread_mutex_unlock(&space_lock);
+}
+
 bool tarn__fixed_slot_was_taken(uintptr_t a, unsigned shift) {
     const size_class_t *c = &classes[shift];
     pthread_mutex_lock(&space_lock);

@@ -20,5 +20,8 @@ void tarn__fixed_slot_give(void *slot, unsigned shift);
 /* Whether the slot holding a (in a chunk of slots of 2^shift bytes) was ever
  * taken: tells a stale pointer from one into space never used. */
 bool tarn__fixed_slot_was_taken(uintptr_t a, unsigned shift);
+/* Takes (true) or releases (false) the space's lock around a fork, so that
+ * the child does not inherit it taken by a thread it does not have. */
+void tarn__fixed_space_fork_lock(bool take);
 
 #endif

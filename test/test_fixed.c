@@ -621,6 +621,44 @@ Test(fixed_scale, a_hundred_thousand_small_pools_fit_in_8_gib_of_address_space) 
                 r.vm_bytes >> 20);
 }
 
+/* Threads creating and destroying pools while another forks: each child
+ * must be able to create a pool (no lock inherited taken). */
+static atomic_int churn_stop;
+
+static void *churn_pools(void *arg) {
+    (void)arg;
+    while (!atomic_load(&churn_stop)) {
+        tarn_fixed_t *p = tarn_fixed_create(64 + 64 * (size_t)(rand() % 4), 16, 16);
+        cr_assert_not_null(p);
+        tarn_fixed_alloc(p);
+        tarn_fixed_destroy(p);
+    }
+    return NULL;
+}
+
+Test(fixed_threads, a_child_forked_while_threads_create_pools_can_create_one) {
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn_pools, NULL);
+    for (int i = 0; i < 200; i++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            tarn_fixed_t *p = tarn_fixed_create(64, 16, 16);
+            _exit(p && tarn_fixed_alloc(p) ? 0 : 1);
+        }
+        int status, waited = 0;
+        while (waitpid(pid, &status, WNOHANG) == 0 && waited++ < 10000) usleep(1000);
+        if (waited > 10000) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            cr_assert_fail("child %d was stuck for 10 s: a lock came to it taken", i);
+        }
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed", i);
+    }
+    atomic_store(&churn_stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+}
+
 /* ---- random sequences, checked against a shadow -------------------------- */
 
 Test(fixed, random_sequences_keep_every_invariant) {
