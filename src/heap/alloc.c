@@ -26,11 +26,34 @@ static void *large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) 
     return p;
 }
 
+/* The slow path of class cls, and the one place that orders its policies:
+ * age the empty pages kept at queue fronts; take a block already freed
+ * into a page of the class (retiring exhausted pages to FULL on the way);
+ * else one this thread kept from another heap (foreign.c); else, unless
+ * `exact` (the block's alignment depends on its class), a spare block of a
+ * class up to a quarter larger; else carve more of a page; else purge what
+ * waited its delay and start a new page. Freed blocks come before carving:
+ * carving touches new memory while the freed blocks sit committed
+ * (docs/heap.md, "Pages"). */
+static void *alloc_class_slow(tarn__heap_t *h, unsigned cls, bool exact) {
+    if (h->retired[0] | h->retired[1]) tarn__page_age_retired(h, false);
+    tarn__page_t *carvable;
+    tarn__page_t *pg = tarn__page_find_free(h, cls, &carvable);
+    if (pg) return tarn__page_pop(pg);
+    void *b = tarn__foreign_take(h, cls);
+    if (b) return b;
+    if (!exact && (b = tarn__page_borrow(h, cls))) return b;
+    if (carvable) return tarn__page_pop(tarn__page_grow(h, carvable));
+    tarn__purge(h, false);
+    pg = tarn__page_new(h, cls);
+    return pg ? tarn__page_pop(pg) : fail_nomem();
+}
+
 /* From class cls's front page, else the class slow path. */
 void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact) {
     tarn__page_t *pg = h->queues[cls].first;
     if (pg && pg->free) return tarn__page_pop(pg);
-    return tarn__page_queue_alloc(h, cls, exact);
+    return alloc_class_slow(h, cls, exact);
 }
 
 static tarn__heap_t *heap_ready(tarn__heap_t *h) {

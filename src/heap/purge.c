@@ -13,23 +13,12 @@
  * and mimalloc's purge delay make the same trade). */
 #include "heap/internal.h"
 
-void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg) {
-    tarn_assert(pg->dirty, "only a queued page leaves the purge queue");
-    if (pg->purge_prev) pg->purge_prev->purge_next = pg->purge_next;
-    else h->purge_head = pg->purge_next;
-    if (pg->purge_next) pg->purge_next->purge_prev = pg->purge_prev;
-    else h->purge_tail = pg->purge_prev;
-    pg->purge_next = pg->purge_prev = NULL;
-    pg->dirty = 0;
-    h->dirty_bytes -= pg->touched;
-}
-
-/* Page i of seg may share a purge: set up, unused, and queued (dirty) or
+/* Page i of seg may share a purge: set up, unused, and queued or
  * holding nothing committed. */
 static bool joinable(const tarn__segment_t *seg, unsigned i) {
     if (i >= seg->page_next) return false;
     const tarn__page_t *pg = &seg->pages[i];
-    return !(pg->flags & TARN__PAGE_LIVE) && (pg->dirty || !pg->touched);
+    return !(pg->flags & TARN__PAGE_LIVE) && (pg->on_purge_queue || !pg->touched);
 }
 
 /* Decommits the oldest queued page together with the queued pages next to
@@ -41,16 +30,16 @@ static size_t purge_oldest(tarn__heap_t *h) {
     tarn__segment_t *seg = tarn__segment_of(pg);
     unsigned first = tarn__segment_first_page(seg), lo = pg->index, hi = pg->index;
     for (unsigned i = lo; i > first && joinable(seg, i - 1); i--)
-        if (seg->pages[i - 1].dirty) lo = i - 1;
+        if (seg->pages[i - 1].on_purge_queue) lo = i - 1;
     for (unsigned i = hi; joinable(seg, i + 1); i++)
-        if (seg->pages[i + 1].dirty) hi = i + 1;
+        if (seg->pages[i + 1].on_purge_queue) hi = i + 1;
     uint8_t *start = seg->pages[lo].start;
     uint8_t *end = seg->pages[hi].start + seg->pages[hi].touched;
     size_t bytes = 0;
     for (unsigned i = lo; i <= hi; i++) {
         tarn__page_t *p = &seg->pages[i];
         tarn_assert(!(p->flags & TARN__PAGE_LIVE), "a purge never covers a page in use");
-        if (p->dirty) tarn__purge_remove(h, p);
+        if (p->on_purge_queue) tarn__segment_dequeue(h, p);
         bytes += p->touched;
         p->touched = 0;
     }
@@ -58,19 +47,6 @@ static size_t purge_oldest(tarn__heap_t *h) {
     atomic_fetch_add_explicit(&tarn__counters.purges, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&tarn__counters.purged_bytes, bytes, memory_order_relaxed);
     return bytes;
-}
-
-void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg) {
-    if (!pg->touched) return;
-    pg->dirty = 1;
-    pg->freed_ms = tarn__os_now_ms();
-    pg->purge_next = NULL;
-    pg->purge_prev = h->purge_tail;
-    if (h->purge_tail) h->purge_tail->purge_next = pg;
-    else h->purge_head = pg;
-    h->purge_tail = pg;
-    h->dirty_bytes += pg->touched;
-    tarn__purge_enforce(h);
 }
 
 /* The budget's floor: TARN__DIRTY_MIN unless mallopt(M_TRIM_THRESHOLD), the
