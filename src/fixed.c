@@ -32,7 +32,7 @@
  * (nothing live, reset; newest first), full (retired with nothing free),
  * each but the current on its own list, so destroy, stats and check reach
  * every block; a released block belongs to no pool. Thread-safe pools route
- * every call through the locked generic path: their hot struct holds a
+ * every call through the locked slow path: their hot struct holds a
  * sentinel block and a slot shift no chunk has, so the inline fast paths
  * always miss. Pool structs are objects of one thread-safe pool of pools. */
 #include <errno.h>
@@ -284,7 +284,8 @@ static block_t *next_current(tarn_fixed_t *pool) {
     return b;
 }
 
-static void *alloc_generic(tarn_fixed_t *pool) {
+/* The slow alloc itself; in a shared pool the caller holds pool->lock. */
+static void *alloc_locked(tarn_fixed_t *pool) {
     block_t *b = pool->current;
     if (!*list_of(pool, b) && b->bump == b->end && !(b = next_current(pool))) return NULL;
     void ***list = list_of(pool, b);
@@ -300,9 +301,9 @@ static void *alloc_generic(tarn_fixed_t *pool) {
 }
 
 void *tarn__fixed_alloc_slow(tarn_fixed_t *pool) {
-    if (!pool->shared) return alloc_generic(pool);
+    if (!pool->shared) return alloc_locked(pool);
     pthread_mutex_lock(&pool->lock);
-    void *p = alloc_generic(pool);
+    void *p = alloc_locked(pool);
     pthread_mutex_unlock(&pool->lock);
     return p;
 }
@@ -356,7 +357,8 @@ static void report(tarn_fixed_t *pool, void *p, const char *why, const tarn_fixe
         tarn__report("%s %p (size %zu) in fixed pool %p", why, p, pool->hot.obj_size, (void *)pool);
 }
 
-static void free_generic(tarn_fixed_t *pool, void *p) {
+/* The checked free itself; in a shared pool the caller holds pool->lock. */
+static void free_locked(tarn_fixed_t *pool, void *p) {
     tarn_fixed_t *owner = NULL;
     const char *why = invalid_reason(pool, (uintptr_t)p, &owner);
     if (why) {
@@ -375,11 +377,11 @@ static void free_generic(tarn_fixed_t *pool, void *p) {
 void tarn__fixed_free_slow(tarn_fixed_t *pool, void *p) {
     if (!p) return;
     if (!pool->shared) {
-        free_generic(pool, p);
+        free_locked(pool, p);
         return;
     }
     pthread_mutex_lock(&pool->lock);
-    free_generic(pool, p);
+    free_locked(pool, p);
     pthread_mutex_unlock(&pool->lock);
 }
 
@@ -416,7 +418,7 @@ static bool options_valid(const tarn_fixed_options_t *opt, size_t align) {
  * lock is the caller's to initialise. */
 static void pool_init(tarn_fixed_t *pool, const tarn_fixed_options_t *opt, size_t align,
                       const unsigned char *map) {
-    pool->shared = opt->thread_safe != 0;
+    pool->shared = opt->thread_safe;
     pool->keep_timed = opt->keep_empty == 0;
     pool->keep_empty = opt->keep_empty == TARN_FIXED_KEEP_NONE ? 0 : opt->keep_empty;
     pool->hot.cur = pool->current = &pool->sentinel;
@@ -456,7 +458,7 @@ static void pools_init(void) {
     tarn_fixed_options_t opt = {.obj_size = size,
                                 .grow_count = (POOLS_BLOCK_BYTES - tarn__os_page_size()) / size,
                                 .align = 64,
-                                .thread_safe = 1};
+                                .thread_safe = true};
     pool_init(&pool_of_pools, &opt, 64, tarn__fixed_space_map());
 }
 

@@ -1,4 +1,4 @@
-/* tarn fixed pool: equal-size objects, O(1) alloc and free (seed 002).
+/* tarn fixed pool: equal-size objects, O(1) alloc and free.
  *
  *   tarn_fixed_t *pool = tarn_fixed_create(sizeof(struct conn), 1024, 1024);
  *   struct conn *c = tarn_fixed_alloc(pool);
@@ -9,6 +9,7 @@
 #ifndef TARN_FIXED_H
 #define TARN_FIXED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -28,7 +29,7 @@ typedef struct tarn_fixed_options {
                           back to the OS; 0: those reused within the last
                           second (TARN_FIXED_KEEP_MS); TARN_FIXED_KEEP_NONE:
                           none */
-    int thread_safe;   /* nonzero: any thread may call alloc/free (locks) */
+    bool thread_safe;  /* any thread may call alloc/free (locks) */
 } tarn_fixed_options_t;
 
 #define TARN_FIXED_KEEP_NONE ((size_t)-1)
@@ -55,7 +56,7 @@ TARN_API void tarn_fixed_destroy(tarn_fixed_t *pool);
 /* Fills *out (walks the blocks: O(blocks)). */
 TARN_API void tarn_fixed_stats(const tarn_fixed_t *pool, tarn_pool_stats_t *out);
 /* 0 if every block's counts and free list agree; otherwise reports the
- * first inconsistency and returns -1. O(objects). */
+ * every block it finds inconsistent and returns -1. O(objects). */
 TARN_API int tarn_fixed_check(const tarn_fixed_t *pool);
 
 /* ---- below: layout used by the inline fast paths, not part of the API --- */

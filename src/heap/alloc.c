@@ -35,7 +35,7 @@ static void *large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) 
  * waited its delay and start a new page. Freed blocks come before carving:
  * carving touches new memory while the freed blocks sit committed
  * (docs/heap.md, "Pages"). */
-static void *alloc_class_slow(tarn__heap_t *h, unsigned cls, bool exact) {
+static tarn__noinline void *alloc_class_slow(tarn__heap_t *h, unsigned cls, bool exact) {
     if (h->retired[0] | h->retired[1]) tarn__page_age_retired(h, false);
     tarn__page_t *carvable;
     tarn__page_t *pg = tarn__page_find_free(h, cls, &carvable);

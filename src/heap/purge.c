@@ -6,8 +6,9 @@
  * freed large block's segment LARGE_DELAY_MS),
  * checked whenever the heap takes a new page, or at once, oldest first,
  * when the dirty bytes exceed the budget (an eighth of the live bytes). The
- * budget is what makes seed 000's program drop to a few MiB right after its
- * last free, with no timer thread and no later allocator call, and keeps
+ * budget is what makes a program that frees nearly all it holds drop to a
+ * few MiB right after its last free (test/heap_seed000_test.sh), with no
+ * timer thread and no later allocator call, and keeps
  * peak RSS close to what is live; the delay keeps a program that frees and
  * reallocates in waves from paying a page fault per reuse (jemalloc's decay
  * and mimalloc's purge delay make the same trade). */

@@ -1,13 +1,15 @@
 /* Segments: 4 MiB aligned mappings cut into pages of one kind, and the
  * mappings of large blocks, which share the header, the map and the cache.
  *
- * Masking a block's address gives its segment header (seed 003), and one bit
+ * Masking a block's address gives its segment header (blocks live in segments
+ * aligned to their size), and one bit
  * per 4 MiB of address space says whether that header exists, so free()
  * rejects foreign pointers before reading anything they point near. Free
  * pages go back to their segment (most recent first, so reuse finds them
  * still committed); a segment whose pages are all unused is freed as a whole,
  * into a small per-heap cache or straight back to the OS. That is where
- * adjacent free memory coalesces: no live block elsewhere pins it (seed 000). */
+ * adjacent free memory coalesces: no live block elsewhere pins it, as a live
+ * block at the top of glibc's heap keeps the free memory below it. */
 #include <pthread.h>
 
 #include "heap/internal.h"
