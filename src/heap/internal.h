@@ -194,11 +194,12 @@ void tarn__purge_set_floor(size_t bytes);
 /* Ages the empty pages kept at queue fronts (all released if `all`);
  * returns how many were released. */
 size_t tarn__page_age_retired(tarn__heap_t *h, bool all);
-tarn__page_t *tarn__page_find_free(tarn__heap_t *h, unsigned cls, tarn__page_t **carvable);
 tarn__page_t *tarn__page_grow(tarn__heap_t *h, tarn__page_t *pg);
 tarn__page_t *tarn__page_new(tarn__heap_t *h, unsigned cls);
-/* A spare block of a class up to a quarter larger than cls, or NULL. */
-void *tarn__page_borrow(tarn__heap_t *h, unsigned cls);
+/* Takes pg out of its class queue (the direct slots follow its front). */
+void tarn__page_queue_remove(tarn__heap_t *h, tarn__page_t *pg);
+/* Moves pg to the front of its class queue. */
+void tarn__page_to_front(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__page_empty(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__page_unfull(tarn__heap_t *h, tarn__page_t *pg);
 void tarn__direct_point(tarn__heap_t *h, unsigned cls, tarn__page_t *target);
@@ -255,6 +256,63 @@ bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *
 /* alloc.c */
 void *tarn__malloc_generic(tarn__heap_t *h, size_t size);
 void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact);
+
+/* ---- the page layer's search, inline for malloc's slow path (alloc.c) ----
+ * Defined here, not in page.c, so that the slow path, which orders the
+ * policies in alloc.c, costs what it did as one function in page.c (out of
+ * line, the calls cost 1% of alloc-mix's instructions: docs/heap.md,
+ * "Layout: where things are"). */
+
+/* Makes pg->free non-empty from blocks already freed (warm in cache, and
+ * committed); false if it has none. */
+static inline bool tarn__page_reuse(tarn__page_t *pg) {
+    if (pg->free) return true;
+    if (!pg->local_free) return false;
+    pg->free = pg->local_free;
+    pg->local_free = NULL;
+    return true;
+}
+
+/* A page of class cls with a free block, moved to the front of its queue:
+ * one whose blocks were freed (warm, and committed) before any carving.
+ * Pages with nothing left to carve and nothing free leave the queue as
+ * FULL on the way; *carvable is set to the first page that can still carve
+ * (NULL if none). NULL if no page has a free block. */
+static inline tarn__page_t *tarn__page_find_free(tarn__heap_t *h, unsigned cls, tarn__page_t **carvable) {
+    tarn__page_t *pg = h->queues[cls].first;
+    *carvable = NULL;
+    while (pg && !tarn__page_reuse(pg)) {
+        tarn__page_t *next = pg->next;
+        if (pg->capacity < pg->reserved) {
+            if (!*carvable) *carvable = pg;
+        } else {
+            tarn__page_queue_remove(h, pg);
+            pg->flags |= TARN__PAGE_FULL;
+        }
+        pg = next;
+    }
+    if (pg && pg != h->queues[cls].first) tarn__page_to_front(h, pg);
+    return pg;
+}
+
+/* A block already freed in a class up to a quarter larger, found in one of
+ * the first two pages of the next class up or, past the direct table's
+ * sizes, of the one after. Classes rarely peak together, so lending a
+ * neighbour's spare block, instead of carving new memory, keeps each class
+ * from committing memory for its own peak; lending further up, or two
+ * classes up for small blocks, cost more time than it saved memory
+ * (docs/heap.md, "Borrowing"). */
+static inline void *tarn__page_borrow(tarn__heap_t *h, unsigned cls) {
+    unsigned last = cls < TARN__DIRECT_CLASSES ? cls + 1 : cls + 2;
+    for (unsigned up = cls + 1; up <= last && up < TARN__CLASSES; up++) {
+        if (tarn__class_size(up) * 4 > tarn__class_size(cls) * 5) break;
+        tarn__page_t *pg = h->queues[up].first;
+        for (int tries = 0; pg && tries < 2; pg = pg->next, tries++)
+            if (tarn__page_reuse(pg)) return tarn__page_pop(pg);
+    }
+    return NULL;
+}
+
 
 /* Whether p is a block in use (of any kind); if not, reports "<op> of p,
  * ..." and returns false. Inline, as realloc and usable_size check on every

@@ -29,7 +29,7 @@ void tarn__direct_update(tarn__heap_t *h, unsigned cls) {
     tarn__direct_point(h, cls, first ? first : &tarn__empty_page);
 }
 
-static void queue_remove(tarn__heap_t *h, tarn__page_t *pg) {
+void tarn__page_queue_remove(tarn__heap_t *h, tarn__page_t *pg) {
     tarn__page_queue_t *q = &h->queues[pg->cls];
     bool was_first = q->first == pg;
     if (pg->prev) pg->prev->next = pg->next;
@@ -93,18 +93,8 @@ static void page_extend(tarn__page_t *pg) {
     atomic_store_explicit(&pg->remote_limit, pg->carved_limit, memory_order_relaxed);
 }
 
-/* Makes pg->free non-empty from blocks already freed (warm in cache, and
- * committed); false if it has none. */
-static bool page_reuse(tarn__page_t *pg) {
-    if (pg->free) return true;
-    if (!pg->local_free) return false;
-    pg->free = pg->local_free;
-    pg->local_free = NULL;
-    return true;
-}
-
 static void page_release(tarn__heap_t *h, tarn__page_t *pg) {
-    queue_remove(h, pg);
+    tarn__page_queue_remove(h, pg);
     if (tarn__segment_page_free(h, pg)) tarn__purge_enforce(h);
 }
 
@@ -127,57 +117,17 @@ size_t tarn__page_age_retired(tarn__heap_t *h, bool all) {
     return n;
 }
 
-/* A block already freed in a class up to a quarter larger, found in one of
- * the first two pages of the next class up or, past the direct table's
- * sizes, of the one after. Classes rarely peak together, so lending a
- * neighbour's spare block, instead of carving new memory, keeps each class
- * from committing memory for its own peak; lending further up, or two
- * classes up for small blocks, cost more time than it saved memory
- * (docs/heap.md, "Borrowing from the next class"). */
-void *tarn__page_borrow(tarn__heap_t *h, unsigned cls) {
-    unsigned last = cls < TARN__DIRECT_CLASSES ? cls + 1 : cls + 2;
-    for (unsigned up = cls + 1; up <= last && up < TARN__CLASSES; up++) {
-        if (tarn__class_size(up) * 4 > tarn__class_size(cls) * 5) break;
-        tarn__page_t *pg = h->queues[up].first;
-        for (int tries = 0; pg && tries < 2; pg = pg->next, tries++)
-            if (page_reuse(pg)) return tarn__page_pop(pg);
-    }
-    return NULL;
-}
-
-static void queue_to_front(tarn__heap_t *h, tarn__page_t *pg) {
+void tarn__page_to_front(tarn__heap_t *h, tarn__page_t *pg) {
     if (pg == h->queues[pg->cls].first) return;
-    queue_remove(h, pg);
+    tarn__page_queue_remove(h, pg);
     queue_push(h, pg, true);
-}
-
-/* A page of class cls with a free block, moved to the front of its queue:
- * one whose blocks were freed (warm, and committed) before any carving.
- * Pages with nothing left to carve and nothing free leave the queue as
- * FULL on the way; *carvable is set to the first page that can still carve
- * (NULL if none). NULL if no page has a free block. */
-tarn__page_t *tarn__page_find_free(tarn__heap_t *h, unsigned cls, tarn__page_t **carvable) {
-    tarn__page_t *pg = h->queues[cls].first;
-    *carvable = NULL;
-    while (pg && !page_reuse(pg)) {
-        tarn__page_t *next = pg->next;
-        if (pg->capacity < pg->reserved) {
-            if (!*carvable) *carvable = pg;
-        } else {
-            queue_remove(h, pg);
-            pg->flags |= TARN__PAGE_FULL;
-        }
-        pg = next;
-    }
-    if (pg) queue_to_front(h, pg);
-    return pg;
 }
 
 /* Carves the next blocks of pg (which can still carve) and moves it to the
  * front of its queue; returns pg, now with a free block. */
 tarn__page_t *tarn__page_grow(tarn__heap_t *h, tarn__page_t *pg) {
     page_extend(pg);
-    queue_to_front(h, pg);
+    tarn__page_to_front(h, pg);
     return pg;
 }
 

@@ -54,9 +54,7 @@ void tarn__heap_collect_remote(tarn__heap_t *h) {
  * a live heap would: past the delay or the budget), then re-checks for
  * frees that arrived meanwhile. Returns the bytes given back to the OS.
  * Freeing an exited thread's blocks does not purge everything: the heap's
- * next adopter would fault it all in again (larson, where each thread's
- * successor frees what it left: page faults 5,100 -> 4,800, time 0.18 ->
- * 0.15 s, peak RSS unchanged; median of 9). */
+ * next adopter would fault it all in again (docs/heap.md, "Thread exit"). */
 size_t tarn__heap_collect_abandoned(tarn__heap_t *h, bool all) {
     size_t released = 0;
     for (;;) {

@@ -39,8 +39,8 @@
  * A heap whose thread exited is ABANDONED: a thread that wins the CAS to
  * BUSY (a remote freer) or ACTIVE (a new thread adopting it) owns it.
  *
- * The figures behind each limit are in docs/heap.md, "Why the limits are
- * what they are"; each comment here gives the reason in a line. */
+ * Each limit below says its reason; the measurements behind it are in
+ * docs/heap.md, "How it works", under the heading each comment names. */
 #ifndef TARN_HEAP_TYPES_H
 #define TARN_HEAP_TYPES_H
 
@@ -105,7 +105,7 @@
 /* Free segments a heap keeps mapped: each one kept spares an mmap and an
  * munmap with its TLB flush. A cached large segment counts against the
  * budget by what it holds resident, others by an upper bound of what they
- * touched (segment.c). Not counted: a cached segment's first OS page,
+ * touched (segment.c; docs/heap.md, "A cached segment counts what it holds"). Not counted: a cached segment's first OS page,
  * which holds the cache links. */
 #define TARN__SEG_CACHE_MAX 8
 /* The newest cached segment is not purged for the budget up to this much
