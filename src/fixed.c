@@ -233,7 +233,7 @@ static void block_emptied(tarn_fixed_t *pool, block_t *b) {
 
 /* A free made frees == allocs in a non-current block: it is wholly free, or
  * it was retired full and has just got a free object back. */
-void tarn__fixed_block_changed(tarn_fixed_t *pool, block_t *b) {
+void tarn_fixed_block_changed_(tarn_fixed_t *pool, block_t *b) {
     tarn_assert(b != pool->current, "the current block counts nothing");
     if (b->full) {
         b->allocs = b->aside;
@@ -300,7 +300,7 @@ static void *alloc_locked(tarn_fixed_t *pool) {
     return o;
 }
 
-void *tarn__fixed_alloc_slow(tarn_fixed_t *pool) {
+void *tarn_fixed_alloc_slow_(tarn_fixed_t *pool) {
     if (!pool->shared) return alloc_locked(pool);
     pthread_mutex_lock(&pool->lock);
     void *p = alloc_locked(pool);
@@ -323,8 +323,8 @@ static uintptr_t freed_tag(const tarn_fixed_t *pool, uintptr_t a) { return a ^ (
 /* Whether a lies in a chunk of slots of this pool's size, so that the
  * header a implies can be read. */
 static bool in_pool_chunks(const tarn_fixed_t *pool, uintptr_t a) {
-    uintptr_t chunk = a >> TARN__FIXED_CHUNK_SHIFT;
-    return chunk < TARN__FIXED_CHUNKS &&
+    uintptr_t chunk = a >> TARN_FIXED_CHUNK_SHIFT_;
+    return chunk < TARN_FIXED_CHUNKS_ &&
            __atomic_load_n(&pool->hot.map[chunk], __ATOMIC_RELAXED) == pool->shift;
 }
 
@@ -371,10 +371,10 @@ static void free_locked(tarn_fixed_t *pool, void *p) {
     o[0] = *list;
     o[1] = (void *)freed_tag(pool, (uintptr_t)p);
     *list = o;
-    if (b != pool->current && ++b->frees == b->allocs) tarn__fixed_block_changed(pool, b);
+    if (b != pool->current && ++b->frees == b->allocs) tarn_fixed_block_changed_(pool, b);
 }
 
-void tarn__fixed_free_slow(tarn_fixed_t *pool, void *p) {
+void tarn_fixed_free_slow_(tarn_fixed_t *pool, void *p) {
     if (!p) return;
     if (!pool->shared) {
         free_locked(pool, p);
@@ -462,7 +462,7 @@ static void pools_init(void) {
     pool_init(&pool_of_pools, &opt, 64, tarn__fixed_space_map());
 }
 
-tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
+static tarn_fixed_t *create_ex(const tarn_fixed_options_t *opt) {
     size_t align = opt && opt->align > 16 ? opt->align : 16;
     if (!opt || !options_valid(opt, opt->align ? opt->align : 16)) return errno = EINVAL, NULL;
     if (opt->init_count > SIZE_MAX / opt->obj_size || opt->grow_count > SIZE_MAX / opt->obj_size)
@@ -485,9 +485,16 @@ tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
     return pool;
 }
 
-tarn_fixed_t *tarn_fixed_create(size_t obj_size, size_t init_count, size_t grow_count) {
-    tarn_fixed_options_t opt = {.obj_size = obj_size, .init_count = init_count, .grow_count = grow_count};
-    return tarn_fixed_create_ex(&opt);
+/* tarn_fixed_create and tarn_fixed_create_ex, inline in the program, pass
+ * the layout its header describes; the inline fast paths it compiled read
+ * the pool as that layout says, so another one is refused. */
+tarn_fixed_t *tarn_fixed_create_layout_(const tarn_fixed_options_t *opt, unsigned layout) {
+    if (layout != TARN_FIXED_LAYOUT) {
+        tarn__report("fixed pool create from a program built with fixed.h layout %u; this "
+                     "library has layout %u (rebuild the program)", layout, TARN_FIXED_LAYOUT);
+        return errno = EINVAL, NULL;
+    }
+    return create_ex(opt);
 }
 
 void tarn_fixed_destroy(tarn_fixed_t *pool) {

@@ -23,26 +23,26 @@
  *
  * Each cache is a tarn__page_t, so the fast path pops from it as from a
  * page: free is the list, used counts pops, capacity pushes. A class's
- * cache is switched on while its bit in h->direct_pinned is set: the
+ * cache is switched on while h->direct_pinned[cls] is set: the
  * class's direct slots then point at the cache, and the page layer leaves
- * them there (kept as a bit, not derived from the direct table, which was
+ * them there (kept as a flag, not derived from the direct table, which was
  * slower: docs/heap.md, "The foreign cache"). */
 #include "heap/internal.h"
 
 /* Whether class cls's direct slots point at its cache. */
 static bool switched_on(const tarn__heap_t *h, unsigned cls) {
-    return h->direct_pinned >> cls & 1;
+    return h->direct_pinned[cls];
 }
 
 void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on) {
     tarn__page_t *f = &h->foreign[cls];
     if (!f->free) f->capacity = f->used = 0;
     if (on && f->free) {
-        h->direct_pinned |= (uint32_t)1 << cls;
+        h->direct_pinned[cls] = true;
         tarn__direct_point(h, cls, f);
         return;
     }
-    h->direct_pinned &= ~((uint32_t)1 << cls);
+    h->direct_pinned[cls] = false;
     tarn__direct_update(h, cls);
 }
 
@@ -66,11 +66,11 @@ static bool foreign_room(tarn__heap_t *h) {
  * for h's own allocations of its class; false (b still to be freed) when h
  * does not allocate that class (no page of it queued, no cache of it going)
  * or holds enough. A second free of a block kept here finds it marked. */
-bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
-    unsigned cls = pg->cls;
-    if (cls >= TARN__DIRECT_CLASSES) return false;
-    tarn__page_t *f = &h->foreign[cls];
-    if (!h->queues[cls].first && !f->free && !switched_on(h, cls)) return false;
+/* Pushes b onto class cls's cache f unless it or h holds enough. Out of
+ * line: a thread that frees what it never allocates (xmalloc's consumers)
+ * only runs the test before it, which then needs no stack frame. */
+static tarn__noinline bool foreign_push(tarn__heap_t *h, tarn__page_t *f, unsigned cls,
+                                        tarn__block_t *b) {
     uint32_t held = f->capacity - f->used;
     if (held >= TARN__FOREIGN_MAX || !foreign_room(h)) return false;
     b->next = f->free;
@@ -79,6 +79,14 @@ bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
     h->foreign_held++;
     if (held + 1 == TARN__FOREIGN_FLIP && !switched_on(h, cls)) tarn__foreign_switch(h, cls, true);
     return true;
+}
+
+bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
+    unsigned cls = pg->cls;
+    if (cls >= TARN__DIRECT_CLASSES) return false;
+    tarn__page_t *f = &h->foreign[cls];
+    if (!h->queues[cls].first && !f->free && !switched_on(h, cls)) return false;
+    return foreign_push(h, f, cls, b);
 }
 
 /* A cached block of class cls for the slow path, or NULL. */

@@ -24,7 +24,7 @@ void tarn__direct_point(tarn__heap_t *h, unsigned cls, tarn__page_t *target) {
  * unless a cache above this layer has pinned them to itself
  * (h->direct_pinned: the foreign cache, foreign.c). */
 void tarn__direct_update(tarn__heap_t *h, unsigned cls) {
-    if (cls >= TARN__DIRECT_CLASSES || (h->direct_pinned >> cls & 1)) return;
+    if (cls < TARN__DIRECT_CLASSES && h->direct_pinned[cls]) return;
     tarn__page_t *first = h->queues[cls].first;
     tarn__direct_point(h, cls, first ? first : &tarn__empty_page);
 }

@@ -255,7 +255,6 @@ typedef struct tarn__page_queue {
 /* Bits of heap->retired: two words, as long as there are at most 128 classes. */
 #define TARN__RETIRED_WORDS 2
 _Static_assert(TARN__CLASSES <= TARN__RETIRED_WORDS * 64, "retired[] has a bit per class");
-_Static_assert(TARN__DIRECT_CLASSES <= 32, "direct_pinned has a bit per direct class");
 
 enum { TARN__HEAP_ACTIVE, TARN__HEAP_ABANDONED, TARN__HEAP_BUSY };
 
@@ -266,9 +265,6 @@ struct tarn__heap {
     uint64_t retired[TARN__RETIRED_WORDS]; /* bit per class: front page empty but kept */
     tarn__segment_t *cache;    /* free segments kept for reuse, newest first */
     unsigned cache_count;
-    /* Bit per class of the direct table: its slots are pinned to the
-     * class's foreign cache, which the page layer then leaves them on. */
-    uint32_t direct_pinned;
     tarn__page_t *purge_head, *purge_tail; /* unused pages maybe committed, oldest first */
     size_t dirty_bytes; /* purge queue's touched bytes + cached segments' */
     /* Bytes of pages and large blocks in use; atomic because a large block
@@ -283,6 +279,9 @@ struct tarn__heap {
      * in .bss, not in the library's file. */
     tarn__page_t *foreign;
     uint32_t foreign_held; /* at least the blocks the caches hold */
+    /* Per class of the direct table: its slots are pinned to the class's
+     * foreign cache, and the page layer leaves them there. */
+    bool direct_pinned[TARN__DIRECT_CLASSES];
     _Alignas(64) _Atomic(tarn__page_t *) remote_pages;
     _Atomic int state;
 };
