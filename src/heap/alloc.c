@@ -1,5 +1,5 @@
 /* Allocation entry points: the public malloc family on top of the inline
- * fast path, the generic slow path, and aligned allocation.
+ * fast path, the slow path, and aligned allocation.
  *
  * Alignment comes from layout, not from padding: every page starts on a
  * 64 KiB boundary and a class of size m << s holds blocks aligned to 2^s,
@@ -62,7 +62,7 @@ static tarn__heap_t *heap_ready(tarn__heap_t *h) {
     return h;
 }
 
-void *tarn__malloc_generic(tarn__heap_t *h, size_t size) {
+void *tarn__malloc_slow(tarn__heap_t *h, size_t size) {
     h = heap_ready(h);
     if (!h) return fail_nomem();
     if (size <= TARN__MEDIUM_MAX) {
@@ -242,8 +242,8 @@ static void *realloc_known(void *p, size_t size) {
     }
     /* A block that outgrew its class moves with 1/8 headroom: a buffer grown
      * in small steps then moves every other class, and leaves half as many
-     * partly emptied pages behind (measured: peak RSS of 1000 buffers grown
-     * round-robin falls from 1.25x to 1.14x glibc's). */
+     * partly emptied pages behind (docs/heap.md, "Measurements behind the
+     * source's constants"). */
     size_t want = size > usable && size <= TARN__MEDIUM_MAX ? size + size / 8 : size;
     void *q = tarn__heap_malloc(want);
     if (!q && size <= usable) return p; /* it fits: it was only moving to save memory */

@@ -57,7 +57,7 @@ static void free_local_slow(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b)
 /* Every check is made, and the block marked free, before it goes on any
  * list, so each list it may reach (local, thread_free, a foreign cache)
  * refuses it a second time. */
-void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {
+void tarn__free_slow(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {
     if (seg->kind >= TARN__SEG_LARGE) {
         tarn__large_free(seg, pg, b);
         return;

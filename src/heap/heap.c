@@ -50,6 +50,10 @@ static inline bool reads_zero(const void *p, size_t n) {
 }
 #endif
 
+/* Heaps are carved from mappings of this size: one mmap serves many
+ * threads' heaps (about 9 KiB each), and the untouched rest costs no memory. */
+#define HEAP_CHUNK_BYTES ((size_t)256 << 10)
+
 /* Bytes carved for a heap: the heap, then its foreign cache. */
 #define HEAP_BYTES (sizeof(tarn__heap_t) + TARN__DIRECT_CLASSES * sizeof(tarn__page_t))
 
@@ -84,10 +88,9 @@ static tarn__heap_t *heap_adopt_locked(void) {
 static tarn__heap_t *heap_new_locked(void) {
     size_t size = tarn__align_up(HEAP_BYTES, 64);
     if (heap_chunk_left < size) {
-        size_t chunk = (size_t)256 << 10;
-        heap_chunk = tarn__os_map(chunk);
+        heap_chunk = tarn__os_map(HEAP_CHUNK_BYTES);
         if (!heap_chunk) return NULL;
-        heap_chunk_left = chunk;
+        heap_chunk_left = HEAP_CHUNK_BYTES;
     }
     tarn__heap_t *h = (tarn__heap_t *)heap_chunk;
     heap_chunk += size;

@@ -247,14 +247,14 @@ tarn__heap_t *tarn__heap_init_thread(void);
 size_t tarn__heap_collect_all_abandoned(bool all);
 
 /* free.c */
-void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
+void tarn__free_slow(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
 void tarn__free_unknown(void *p);
 /* tarn__block_check's slow path: large and huge blocks, and reports. */
 bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
                             const char *op);
 
 /* alloc.c */
-void *tarn__malloc_generic(tarn__heap_t *h, size_t size);
+void *tarn__malloc_slow(tarn__heap_t *h, size_t size);
 void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact);
 
 /* ---- the page layer's search, inline for malloc's slow path (alloc.c) ----
@@ -335,12 +335,12 @@ static inline void *tarn__heap_malloc(size_t size) {
         tarn__page_t *pg = h->direct[(size + 7) >> 3];
         if (tarn__likely(pg->free != NULL)) return tarn__page_pop(pg);
     }
-    return tarn__malloc_generic(h, size);
+    return tarn__malloc_slow(h, size);
 }
 
 /* Same-thread free pushes onto the page's local list; anything unusual
  * (other thread, full or unused page, large block, a pointer that is not a
- * block in use) goes to tarn__free_generic, which reports misuse. */
+ * block in use) goes to tarn__free_slow, which reports misuse. */
 static inline void tarn__heap_free(void *p) {
     uintptr_t a = (uintptr_t)p;
     if (tarn__unlikely(!tarn__segment_known(a))) {
@@ -358,7 +358,7 @@ static inline void tarn__heap_free(void *p) {
         if (tarn__unlikely(--pg->used == 0)) tarn__page_empty(seg->heap, pg);
         return;
     }
-    tarn__free_generic(seg, pg, b);
+    tarn__free_slow(seg, pg, b);
 }
 
 #endif

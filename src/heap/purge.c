@@ -24,8 +24,9 @@ static bool joinable(const tarn__segment_t *seg, unsigned i) {
 
 /* Decommits the oldest queued page together with the queued pages next to
  * it in its segment, in one madvise: each call costs a TLB flush, which
- * under virtualization costs more than the pages (measured with strace on
- * realloc-grow: 526 calls -> 333). Returns the bytes given back. */
+ * under virtualization costs more than the pages (docs/heap.md,
+ * "Measurements behind the source's constants"). Returns the bytes given
+ * back. */
 static size_t purge_oldest(tarn__heap_t *h) {
     tarn__page_t *pg = h->purge_head;
     tarn__segment_t *seg = tarn__segment_of(pg);
@@ -62,9 +63,7 @@ void tarn__purge_set_floor(size_t bytes) {
 /* An exited thread is often replaced by one that adopts its heap (a thread
  * pool, larson), which would otherwise fault in again all that was given
  * back: the heap keeps the budget it had when its thread exited, while
- * other threads free what that thread left (measured on larson, median of
- * 9: page faults 5,700 -> 5,100, time 0.13 -> 0.12 s, peak RSS within
- * noise; keeping any budget at exit, 6,100 -> 4,600 before). */
+ * other threads free what that thread left (docs/heap.md, "Thread exit"). */
 static size_t dirty_budget(tarn__heap_t *h) {
     size_t live = atomic_load_explicit(&h->live_bytes, memory_order_relaxed);
     if (live < h->exit_live) live = h->exit_live;
@@ -77,7 +76,7 @@ static size_t dirty_budget(tarn__heap_t *h) {
 /* Bytes of the newest cached segment left out of the budget: a program
  * freeing one large block at a time likely allocates the next one soon, and
  * giving it back each time costs an madvise and a page fault per OS page on
- * reuse (measured with strace on alloc-mix: 915 madvise calls -> 551). */
+ * reuse (docs/heap.md, "Measurements behind the source's constants"). */
 static size_t spared(const tarn__heap_t *h) {
     return h->cache && tarn__segment_spared(h, h->cache) ? h->cache->cached_dirty : 0;
 }

@@ -259,10 +259,8 @@ static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
  * nothing. Counted with mincore, over the whole mapping but its header page
  * (an earlier block at another offset may have left pages there). Where the kernel backs
  * memory with transparent huge pages this counts them whole, which is what
- * they cost. On bench_heap's alloc-mix, with the longer segment cache this
- * made possible (16 when measured; 8 measured the same): madvise calls 461
- * -> 279 (strace), time 1.00x -> 0.84x glibc's and peak RSS 12.3 -> 13.5 MiB
- * (median of 11): the budget now keeps what it allows. A swapped-out page
+ * they cost; it let the budget keep what it allows (docs/heap.md, "A cached
+ * segment counts what it holds"). A swapped-out page
  * does not count, which is why zeroing decisions never rest on this count
  * (see `fresh`). */
 static size_t large_committed(tarn__segment_t *seg) {

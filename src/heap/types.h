@@ -40,7 +40,7 @@
  * BUSY (a remote freer) or ACTIVE (a new thread adopting it) owns it.
  *
  * Each limit below says its reason; the measurements behind it are in
- * docs/heap.md, "How it works", under the heading each comment names. */
+ * docs/heap.md, "Measurements behind the source's constants". */
 #ifndef TARN_HEAP_TYPES_H
 #define TARN_HEAP_TYPES_H
 
