@@ -35,6 +35,7 @@ static void *large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) 
  * waited its delay and start a new page. Freed blocks come before carving:
  * carving touches new memory while the freed blocks sit committed
  * (docs/heap.md, "Reuse before carving"). */
+_Static_assert(TARN__RETIRED_WORDS == 2, "one test below covers every word of retired[]");
 static tarn__noinline void *alloc_class_slow(tarn__heap_t *h, unsigned cls, bool exact) {
     if (h->retired[0] | h->retired[1]) tarn__page_age_retired(h, false);
     tarn__page_t *carvable;

@@ -23,26 +23,26 @@
  *
  * Each cache is a tarn__page_t, so the fast path pops from it as from a
  * page: free is the list, used counts pops, capacity pushes. A class's
- * cache is switched on while h->direct_pinned[cls] is set: the
+ * cache is switched on while its bit in h->direct_pinned is set: the
  * class's direct slots then point at the cache, and the page layer leaves
- * them there (kept as a flag, not derived from the direct table, which was
+ * them there (kept as a bit, not derived from the direct table, which was
  * slower: docs/heap.md, "The foreign cache"). */
 #include "heap/internal.h"
 
 /* Whether class cls's direct slots point at its cache. */
 static bool switched_on(const tarn__heap_t *h, unsigned cls) {
-    return h->direct_pinned[cls];
+    return h->direct_pinned >> cls & 1;
 }
 
 void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on) {
     tarn__page_t *f = &h->foreign[cls];
     if (!f->free) f->capacity = f->used = 0;
     if (on && f->free) {
-        h->direct_pinned[cls] = true;
+        h->direct_pinned |= (uint32_t)1 << cls;
         tarn__direct_point(h, cls, f);
         return;
     }
-    h->direct_pinned[cls] = false;
+    h->direct_pinned &= ~((uint32_t)1 << cls);
     tarn__direct_update(h, cls);
 }
 

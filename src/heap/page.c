@@ -5,7 +5,11 @@
  * class computation. A page whose blocks are all handed out leaves the queue
  * (flag FULL) until a block comes back, so the slow path never walks full
  * pages. Blocks are carved lazily, about one OS page at a time, so a page
- * costs resident memory only for what was used. */
+ * costs resident memory only for what was used.
+ *
+ * This layer offers malloc's slow path what it chooses from (finding a page
+ * with a free block and borrowing, inline in heap/internal.h; growing a page,
+ * a new page, ageing retired ones); alloc.c decides their order. */
 #include "heap/internal.h"
 
 tarn__page_t tarn__empty_page; /* not LIVE: holds nothing */
@@ -24,7 +28,7 @@ void tarn__direct_point(tarn__heap_t *h, unsigned cls, tarn__page_t *target) {
  * unless a cache above this layer has pinned them to itself
  * (h->direct_pinned: the foreign cache, foreign.c). */
 void tarn__direct_update(tarn__heap_t *h, unsigned cls) {
-    if (cls < TARN__DIRECT_CLASSES && h->direct_pinned[cls]) return;
+    if (cls < TARN__DIRECT_CLASSES && (h->direct_pinned >> cls & 1)) return;
     tarn__page_t *first = h->queues[cls].first;
     tarn__direct_point(h, cls, first ? first : &tarn__empty_page);
 }

@@ -123,7 +123,8 @@
  * waste is below 12.5% past 128 bytes and below 16 bytes under it.
  * The one definition, as constant expressions, so the limits below are
  * checked when the library compiles; tarn__size_class and tarn__class_size
- * (heap/internal.h) are these, and test_heap.c round-trips every size. */
+ * (heap/internal.h) are these for a run-time value, and test_heap.c
+ * round-trips every size. */
 #define TARN__LOG2_(s) (63u - (unsigned)__builtin_clzll(s))
 #define TARN__SIZE_CLASS(size)                                                                     \
     ((size) <= 16    ? 0u                                                                          \
@@ -255,6 +256,7 @@ typedef struct tarn__page_queue {
 /* Bits of heap->retired: two words, as long as there are at most 128 classes. */
 #define TARN__RETIRED_WORDS 2
 _Static_assert(TARN__CLASSES <= TARN__RETIRED_WORDS * 64, "retired[] has a bit per class");
+_Static_assert(TARN__DIRECT_CLASSES <= 32, "direct_pinned has a bit per direct class");
 
 enum { TARN__HEAP_ACTIVE, TARN__HEAP_ABANDONED, TARN__HEAP_BUSY };
 
@@ -279,9 +281,9 @@ struct tarn__heap {
      * in .bss, not in the library's file. */
     tarn__page_t *foreign;
     uint32_t foreign_held; /* at least the blocks the caches hold */
-    /* Per class of the direct table: its slots are pinned to the class's
-     * foreign cache, and the page layer leaves them there. */
-    bool direct_pinned[TARN__DIRECT_CLASSES];
+    /* Bit per class of the direct table: its slots are pinned to the
+     * class's foreign cache, and the page layer leaves them there. */
+    uint32_t direct_pinned;
     _Alignas(64) _Atomic(tarn__page_t *) remote_pages;
     _Atomic int state;
 };
