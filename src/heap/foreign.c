@@ -53,40 +53,38 @@ size_t tarn__foreign_held(const tarn__heap_t *h) {
     return held;
 }
 
-/* Whether h's foreign caches hold fewer than FOREIGN_TOTAL blocks. The fast
- * path pops without counting, so foreign_held only bounds them from above;
- * it is recounted when it reaches the limit. */
-static bool foreign_room(tarn__heap_t *h) {
-    if (h->foreign_held < TARN__FOREIGN_TOTAL) return true;
+/* Recounts the blocks h's caches hold (the fast path pops without
+ * counting, so foreign_held only bounds them from above); whether that is
+ * below FOREIGN_TOTAL. Out of line, as is the switch below, so that the
+ * common path of tarn__foreign_keep needs no stack frame. */
+static tarn__noinline bool foreign_recount(tarn__heap_t *h) {
     h->foreign_held = (uint32_t)tarn__foreign_held(h);
     return h->foreign_held < TARN__FOREIGN_TOTAL;
+}
+
+static tarn__noinline void foreign_switch_on(tarn__heap_t *h, unsigned cls) {
+    tarn__foreign_switch(h, cls, true);
 }
 
 /* Keeps block b (checked and marked free) of another heap's live page pg
  * for h's own allocations of its class; false (b still to be freed) when h
  * does not allocate that class (no page of it queued, no cache of it going)
  * or holds enough. A second free of a block kept here finds it marked. */
-/* Pushes b onto class cls's cache f unless it or h holds enough. Out of
- * line: a thread that frees what it never allocates (xmalloc's consumers)
- * only runs the test before it, which then needs no stack frame. */
-static tarn__noinline bool foreign_push(tarn__heap_t *h, tarn__page_t *f, unsigned cls,
-                                        tarn__block_t *b) {
-    uint32_t held = f->capacity - f->used;
-    if (held >= TARN__FOREIGN_MAX || !foreign_room(h)) return false;
-    b->next = f->free;
-    f->free = b;
-    f->capacity++;
-    h->foreign_held++;
-    if (held + 1 == TARN__FOREIGN_FLIP && !switched_on(h, cls)) tarn__foreign_switch(h, cls, true);
-    return true;
-}
-
 bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
     unsigned cls = pg->cls;
     if (cls >= TARN__DIRECT_CLASSES) return false;
     tarn__page_t *f = &h->foreign[cls];
     if (!h->queues[cls].first && !f->free && !switched_on(h, cls)) return false;
-    return foreign_push(h, f, cls, b);
+    uint32_t held = f->capacity - f->used;
+    if (held >= TARN__FOREIGN_MAX) return false;
+    if (h->foreign_held >= TARN__FOREIGN_TOTAL && !foreign_recount(h)) return false;
+    b->next = f->free;
+    f->free = b;
+    f->capacity++;
+    h->foreign_held++;
+    if (tarn__unlikely(held + 1 == TARN__FOREIGN_FLIP) && !switched_on(h, cls))
+        foreign_switch_on(h, cls);
+    return true;
 }
 
 /* A cached block of class cls for the slow path, or NULL. */

@@ -123,8 +123,8 @@
  * waste is below 12.5% past 128 bytes and below 16 bytes under it.
  * The one definition, as constant expressions, so the limits below are
  * checked when the library compiles; tarn__size_class and tarn__class_size
- * (heap/internal.h) are these for a run-time value, and test_heap.c
- * round-trips every size. */
+ * (heap/internal.h) are the same functions written for run-time values, and
+ * test_heap.c checks both forms, and the round trip, for every size. */
 #define TARN__LOG2_(s) (63u - (unsigned)__builtin_clzll(s))
 #define TARN__SIZE_CLASS(size)                                                                     \
     ((size) <= 16    ? 0u                                                                          \
