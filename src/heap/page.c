@@ -16,12 +16,16 @@ tarn__page_t tarn__empty_page; /* not LIVE: holds nothing */
 
 /* Points the direct slots of class cls (the sizes it serves, up to
  * DIRECT_MAX) at target. */
-void tarn__direct_point(tarn__heap_t *h, unsigned cls, tarn__page_t *target) {
+static inline void direct_set(tarn__heap_t *h, unsigned cls, tarn__page_t *target) {
     size_t lo = cls == 0 ? 0 : tarn__class_size(cls - 1) / 8 + 1;
     size_t hi = tarn__class_size(cls) / 8;
     if (lo >= TARN__DIRECT_SLOTS) return;
     if (hi >= TARN__DIRECT_SLOTS) hi = TARN__DIRECT_SLOTS - 1;
     for (size_t g = lo; g <= hi; g++) h->direct[g] = target;
+}
+
+void tarn__direct_point(tarn__heap_t *h, unsigned cls, tarn__page_t *target) {
+    direct_set(h, cls, target);
 }
 
 /* Points the direct slots of class cls at the front page of its queue,
@@ -30,7 +34,7 @@ void tarn__direct_point(tarn__heap_t *h, unsigned cls, tarn__page_t *target) {
 void tarn__direct_update(tarn__heap_t *h, unsigned cls) {
     if (cls < TARN__DIRECT_CLASSES && (h->direct_pinned >> cls & 1)) return;
     tarn__page_t *first = h->queues[cls].first;
-    tarn__direct_point(h, cls, first ? first : &tarn__empty_page);
+    direct_set(h, cls, first ? first : &tarn__empty_page);
 }
 
 void tarn__page_queue_remove(tarn__heap_t *h, tarn__page_t *pg) {
