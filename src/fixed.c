@@ -32,7 +32,7 @@
  * (nothing live, reset; newest first), full (retired with nothing free),
  * each but the current on its own list, so destroy, stats and check reach
  * every block; a released block belongs to no pool. Thread-safe pools route
- * every call through the locked generic path: their hot struct holds a
+ * every call through the locked slow path: their hot struct holds a
  * sentinel block and a slot shift no chunk has, so the inline fast paths
  * always miss. Pool structs are objects of one thread-safe pool of pools. */
 #include <errno.h>
@@ -233,7 +233,7 @@ static void block_emptied(tarn_fixed_t *pool, block_t *b) {
 
 /* A free made frees == allocs in a non-current block: it is wholly free, or
  * it was retired full and has just got a free object back. */
-void tarn__fixed_block_changed(tarn_fixed_t *pool, block_t *b) {
+void tarn_fixed_block_changed_(tarn_fixed_t *pool, block_t *b) {
     tarn_assert(b != pool->current, "the current block counts nothing");
     if (b->full) {
         b->allocs = b->aside;
@@ -284,7 +284,8 @@ static block_t *next_current(tarn_fixed_t *pool) {
     return b;
 }
 
-static void *alloc_generic(tarn_fixed_t *pool) {
+/* The slow alloc itself; in a shared pool the caller holds pool->lock. */
+static void *alloc_locked(tarn_fixed_t *pool) {
     block_t *b = pool->current;
     if (!*list_of(pool, b) && b->bump == b->end && !(b = next_current(pool))) return NULL;
     void ***list = list_of(pool, b);
@@ -299,10 +300,10 @@ static void *alloc_generic(tarn_fixed_t *pool) {
     return o;
 }
 
-void *tarn__fixed_alloc_slow(tarn_fixed_t *pool) {
-    if (!pool->shared) return alloc_generic(pool);
+void *tarn_fixed_alloc_slow_(tarn_fixed_t *pool) {
+    if (!pool->shared) return alloc_locked(pool);
     pthread_mutex_lock(&pool->lock);
-    void *p = alloc_generic(pool);
+    void *p = alloc_locked(pool);
     pthread_mutex_unlock(&pool->lock);
     return p;
 }
@@ -322,8 +323,8 @@ static uintptr_t freed_tag(const tarn_fixed_t *pool, uintptr_t a) { return a ^ (
 /* Whether a lies in a chunk of slots of this pool's size, so that the
  * header a implies can be read. */
 static bool in_pool_chunks(const tarn_fixed_t *pool, uintptr_t a) {
-    uintptr_t chunk = a >> TARN__FIXED_CHUNK_SHIFT;
-    return chunk < TARN__FIXED_CHUNKS &&
+    uintptr_t chunk = a >> TARN_FIXED_CHUNK_SHIFT_;
+    return chunk < TARN_FIXED_CHUNKS_ &&
            __atomic_load_n(&pool->hot.map[chunk], __ATOMIC_RELAXED) == pool->shift;
 }
 
@@ -356,7 +357,8 @@ static void report(tarn_fixed_t *pool, void *p, const char *why, const tarn_fixe
         tarn__report("%s %p (size %zu) in fixed pool %p", why, p, pool->hot.obj_size, (void *)pool);
 }
 
-static void free_generic(tarn_fixed_t *pool, void *p) {
+/* The checked free itself; in a shared pool the caller holds pool->lock. */
+static void free_locked(tarn_fixed_t *pool, void *p) {
     tarn_fixed_t *owner = NULL;
     const char *why = invalid_reason(pool, (uintptr_t)p, &owner);
     if (why) {
@@ -369,17 +371,17 @@ static void free_generic(tarn_fixed_t *pool, void *p) {
     o[0] = *list;
     o[1] = (void *)freed_tag(pool, (uintptr_t)p);
     *list = o;
-    if (b != pool->current && ++b->frees == b->allocs) tarn__fixed_block_changed(pool, b);
+    if (b != pool->current && ++b->frees == b->allocs) tarn_fixed_block_changed_(pool, b);
 }
 
-void tarn__fixed_free_slow(tarn_fixed_t *pool, void *p) {
+void tarn_fixed_free_slow_(tarn_fixed_t *pool, void *p) {
     if (!p) return;
     if (!pool->shared) {
-        free_generic(pool, p);
+        free_locked(pool, p);
         return;
     }
     pthread_mutex_lock(&pool->lock);
-    free_generic(pool, p);
+    free_locked(pool, p);
     pthread_mutex_unlock(&pool->lock);
 }
 
@@ -416,7 +418,7 @@ static bool options_valid(const tarn_fixed_options_t *opt, size_t align) {
  * lock is the caller's to initialise. */
 static void pool_init(tarn_fixed_t *pool, const tarn_fixed_options_t *opt, size_t align,
                       const unsigned char *map) {
-    pool->shared = opt->thread_safe != 0;
+    pool->shared = opt->thread_safe;
     pool->keep_timed = opt->keep_empty == 0;
     pool->keep_empty = opt->keep_empty == TARN_FIXED_KEEP_NONE ? 0 : opt->keep_empty;
     pool->hot.cur = pool->current = &pool->sentinel;
@@ -456,11 +458,11 @@ static void pools_init(void) {
     tarn_fixed_options_t opt = {.obj_size = size,
                                 .grow_count = (POOLS_BLOCK_BYTES - tarn__os_page_size()) / size,
                                 .align = 64,
-                                .thread_safe = 1};
+                                .thread_safe = true};
     pool_init(&pool_of_pools, &opt, 64, tarn__fixed_space_map());
 }
 
-tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
+static tarn_fixed_t *create_ex(const tarn_fixed_options_t *opt) {
     size_t align = opt && opt->align > 16 ? opt->align : 16;
     if (!opt || !options_valid(opt, opt->align ? opt->align : 16)) return errno = EINVAL, NULL;
     if (opt->init_count > SIZE_MAX / opt->obj_size || opt->grow_count > SIZE_MAX / opt->obj_size)
@@ -483,9 +485,16 @@ tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
     return pool;
 }
 
-tarn_fixed_t *tarn_fixed_create(size_t obj_size, size_t init_count, size_t grow_count) {
-    tarn_fixed_options_t opt = {.obj_size = obj_size, .init_count = init_count, .grow_count = grow_count};
-    return tarn_fixed_create_ex(&opt);
+/* tarn_fixed_create and tarn_fixed_create_ex, inline in the program, pass
+ * the layout its header describes; the inline fast paths it compiled read
+ * the pool as that layout says, so another one is refused. */
+tarn_fixed_t *tarn_fixed_create_layout_(const tarn_fixed_options_t *opt, unsigned layout) {
+    if (layout != TARN_FIXED_LAYOUT) {
+        tarn__report("fixed pool create from a program built with fixed.h layout %u; this "
+                     "library has layout %u (rebuild the program)", layout, TARN_FIXED_LAYOUT);
+        return errno = EINVAL, NULL;
+    }
+    return create_ex(opt);
 }
 
 void tarn_fixed_destroy(tarn_fixed_t *pool) {

@@ -23,7 +23,7 @@
 
 #include "fixed_space.h"
 
-#define CHUNK ((uintptr_t)1 << TARN__FIXED_CHUNK_SHIFT)
+#define CHUNK ((uintptr_t)1 << TARN_FIXED_CHUNK_SHIFT_)
 #define MAX_SHIFT 32
 #define STACK_MIN 512 /* first stack: one page of entries */
 
@@ -40,7 +40,7 @@ static unsigned char *chunk_map;
 static size_class_t classes[MAX_SHIFT + 1];
 
 static unsigned char *map_locked(void) {
-    if (!chunk_map) chunk_map = tarn__os_reserve(TARN__FIXED_CHUNKS, tarn__os_page_size());
+    if (!chunk_map) chunk_map = tarn__os_reserve(TARN_FIXED_CHUNKS_, tarn__os_page_size());
     return chunk_map;
 }
 
@@ -70,11 +70,11 @@ static int add_chunk(size_class_t *c, unsigned shift) {
     char *p = tarn__os_reserve(bytes, bytes);
     if (!p) return -1;
     uintptr_t lo = (uintptr_t)p;
-    if ((lo + bytes) >> TARN__FIXED_CHUNK_SHIFT > TARN__FIXED_CHUNKS) { /* beyond the map */
+    if ((lo + bytes) >> TARN_FIXED_CHUNK_SHIFT_ > TARN_FIXED_CHUNKS_) { /* beyond the map */
         tarn__os_unmap(p, bytes);
         return errno = ENOMEM, -1;
     }
-    for (uintptr_t i = lo >> TARN__FIXED_CHUNK_SHIFT; i < (lo + bytes) >> TARN__FIXED_CHUNK_SHIFT; i++)
+    for (uintptr_t i = lo >> TARN_FIXED_CHUNK_SHIFT_; i < (lo + bytes) >> TARN_FIXED_CHUNK_SHIFT_; i++)
         __atomic_store_n(&chunk_map[i], (unsigned char)shift, __ATOMIC_RELEASE);
     c->carve = lo;
     c->carve_end = lo + bytes;

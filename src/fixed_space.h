@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-/* The chunk map (TARN__FIXED_CHUNKS bytes), reserved on first call; NULL with
+/* The chunk map (TARN_FIXED_CHUNKS_ bytes), reserved on first call; NULL with
  * ENOMEM if it cannot be. */
 const unsigned char *tarn__fixed_space_map(void);
 /* A slot of 2^shift bytes, or NULL with ENOMEM. */

@@ -92,6 +92,11 @@ uint64_t tarn__os_random(void);
 size_t tarn__os_rss(void);
 void tarn__os_fail(long after, long count);
 
+/* Fibonacci hashing's multiplier, 2^64 divided by the golden ratio: a
+ * product's high bits spread keys that differ only in low bits (Knuth,
+ * TAOCP vol. 3, 6.4). */
+#define TARN__FIB_MULT 0x9e3779b97f4a7c15ull
+
 static inline bool tarn__is_pow2(size_t x) { return x && !(x & (x - 1)); }
 static inline size_t tarn__align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 

@@ -182,7 +182,7 @@ uint64_t tarn__os_random(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&r;
-    return r * 0x9E3779B97F4A7C15ull;
+    return r * TARN__FIB_MULT;
 }
 
 size_t tarn__os_rss(void) {

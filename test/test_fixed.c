@@ -117,7 +117,7 @@ Test(fixed, init_count_objects_need_no_further_os_call) {
 Test(fixed, growth_fails_cleanly_when_the_os_refuses_and_recovers) {
     /* 1 MiB objects, one per block: 2 MiB slots, so the first chunk of the
      * slot space holds 32 blocks and the 33rd needs a new chunk. */
-    size_t per_chunk = ((size_t)1 << TARN__FIXED_CHUNK_SHIFT) / ((size_t)2 << 20);
+    size_t per_chunk = ((size_t)1 << TARN_FIXED_CHUNK_SHIFT_) / ((size_t)2 << 20);
     tarn_fixed_t *pool = tarn_fixed_create((size_t)1 << 20, 1, 1);
     void **v = malloc((per_chunk + 1) * sizeof *v);
     for (size_t i = 0; i < per_chunk; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %zu", i);
@@ -536,7 +536,7 @@ Test(fixed_misuse, misuse_is_caught_in_every_chunk_of_a_pool_that_grew) {
     tarn_fixed_t *pool = tarn_fixed_create((size_t)1 << 20, 1, 1);
     char *v[100];
     for (int i = 0; i < 100; i++) v[i] = tarn_fixed_alloc(pool);
-    uintptr_t first = (uintptr_t)v[0] >> TARN__FIXED_CHUNK_SHIFT, last = (uintptr_t)v[99] >> TARN__FIXED_CHUNK_SHIFT;
+    uintptr_t first = (uintptr_t)v[0] >> TARN_FIXED_CHUNK_SHIFT_, last = (uintptr_t)v[99] >> TARN_FIXED_CHUNK_SHIFT_;
     cr_assert_geq(first > last ? first - last : last - first, 3, "the blocks span 4 chunks");
     for (int i = 0; i < 100; i += 33) {
         expect_rejected(pool, v[i] + 16, "interior pointer");
@@ -751,5 +751,20 @@ Test(fixed_threads, a_thread_safe_pool_still_reports_misuse) {
     tarn_fixed_free(pool, a);
     expect_rejected(pool, a, "double free of");
     expect_rejected(pool, (char *)tarn_fixed_alloc(pool) + 4, "interior pointer");
+    tarn_fixed_destroy(pool);
+}
+
+/* A program built against another layout of fixed.h (its inline fast paths
+ * would read the pool wrongly) gets no pool: reported, NULL with EINVAL. */
+Test(fixed_layout, a_program_built_with_another_layout_is_refused) {
+    tarn_fixed_options_t o = {.obj_size = 32, .init_count = 8, .grow_count = 8};
+    test_capture_errors();
+    errno = 0;
+    cr_assert_null(tarn_fixed_create_layout_(&o, TARN_FIXED_LAYOUT + 1));
+    cr_assert_eq(errno, EINVAL);
+    expect_report("layout");
+    tarn_fixed_t *pool = tarn_fixed_create_layout_(&o, TARN_FIXED_LAYOUT);
+    cr_assert_not_null(pool, "the header's own layout is accepted");
+    cr_assert_eq(test_error_count, 0);
     tarn_fixed_destroy(pool);
 }

@@ -61,9 +61,12 @@ Test(heap_classes, every_size_round_trips) {
         cr_assert(c == 0 || tarn__class_size(c - 1) < s, "size %zu not in its smallest class", s);
         if (s > 128) cr_assert(cs - s <= cs / 8, "waste of %zu in %zu above 12.5%%", s, cs);
         cr_assert_eq(cs % 16, 0, "class %zu breaks 16-byte alignment", cs);
+        cr_assert_eq(TARN__SIZE_CLASS(s), c, "size %zu: the constant form agrees", s);
     }
-    for (unsigned c = 0; c < TARN__CLASSES; c++)
+    for (unsigned c = 0; c < TARN__CLASSES; c++) {
         cr_assert_eq(tarn__size_class(tarn__class_size(c)), c);
+        cr_assert_eq(TARN__CLASS_SIZE(c), tarn__class_size(c), "class %u: the constant form", c);
+    }
 }
 
 Test(heap_api, malloc_at_edge_sizes) {

@@ -1,4 +1,4 @@
-/* tarn fixed pool: equal-size objects, O(1) alloc and free (seed 002).
+/* tarn fixed pool: equal-size objects, O(1) alloc and free.
  *
  *   tarn_fixed_t *pool = tarn_fixed_create(sizeof(struct conn), 1024, 1024);
  *   struct conn *c = tarn_fixed_alloc(pool);
@@ -9,6 +9,7 @@
 #ifndef TARN_FIXED_H
 #define TARN_FIXED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -28,7 +29,7 @@ typedef struct tarn_fixed_options {
                           back to the OS; 0: those reused within the last
                           second (TARN_FIXED_KEEP_MS); TARN_FIXED_KEEP_NONE:
                           none */
-    int thread_safe;   /* nonzero: any thread may call alloc/free (locks) */
+    bool thread_safe;  /* any thread may call alloc/free (locks) */
 } tarn_fixed_options_t;
 
 #define TARN_FIXED_KEEP_NONE ((size_t)-1)
@@ -39,11 +40,11 @@ typedef struct tarn_fixed_options {
 /* A pool with 16-byte alignment and the default retention; NULL with errno
  * EINVAL (obj_size 0 or > 1 GiB, both counts 0) or ENOMEM (counts overflow,
  * no memory). */
-TARN_API tarn_fixed_t *tarn_fixed_create(size_t obj_size, size_t init_count,
-                                         size_t grow_count);
+static inline tarn_fixed_t *tarn_fixed_create(size_t obj_size, size_t init_count,
+                                              size_t grow_count);
 /* Same with every option; NULL with EINVAL also when align is not a power
  * of two or exceeds 1 MiB. */
-TARN_API tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt);
+static inline tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt);
 /* An object, or NULL with ENOMEM when the OS refuses memory or a pool
  * created with grow_count 0 is full. */
 TARN_API inline void *tarn_fixed_alloc(tarn_fixed_t *pool);
@@ -55,18 +56,36 @@ TARN_API void tarn_fixed_destroy(tarn_fixed_t *pool);
 /* Fills *out (walks the blocks: O(blocks)). */
 TARN_API void tarn_fixed_stats(const tarn_fixed_t *pool, tarn_pool_stats_t *out);
 /* 0 if every block's counts and free list agree; otherwise reports the
- * first inconsistency and returns -1. O(objects). */
+ * every block it finds inconsistent and returns -1. O(objects). */
 TARN_API int tarn_fixed_check(const tarn_fixed_t *pool);
 
-/* ---- below: layout used by the inline fast paths, not part of the API --- */
+/* ---- below: layout used by the inline fast paths, not part of the API ---
+ * A program compiles the layout below into its own code. TARN_FIXED_LAYOUT
+ * names it and is raised whenever it changes; the inline create functions
+ * hand the program's value to the library, which refuses to create a pool
+ * (reported, NULL with EINVAL) for a program built with another layout, so
+ * a layout change never corrupts a program built against the old header.
+ * The names ending in `_` are internal, kept free of the `__` that C++
+ * reserves. */
+#define TARN_FIXED_LAYOUT 1
+TARN_API tarn_fixed_t *tarn_fixed_create_layout_(const tarn_fixed_options_t *opt,
+                                                 unsigned layout);
+static inline tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
+    return tarn_fixed_create_layout_(opt, TARN_FIXED_LAYOUT);
+}
+static inline tarn_fixed_t *tarn_fixed_create(size_t obj_size, size_t init_count,
+                                              size_t grow_count) {
+    tarn_fixed_options_t opt = {obj_size, init_count, grow_count, 0, 0, false};
+    return tarn_fixed_create_layout_(&opt, TARN_FIXED_LAYOUT);
+}
 
 /* Blocks of every pool are slots of one process-wide slot space, reserved in
- * chunks of 2^TARN__FIXED_CHUNK_SHIFT bytes; a chunk holds slots of one
+ * chunks of 2^TARN_FIXED_CHUNK_SHIFT_ bytes; a chunk holds slots of one
  * power-of-two size 2^shift, aligned to it. The chunk map, one byte per chunk
  * of the 2^47-byte user address space, holds that shift (0: not slot space),
  * so any address can be checked in O(1) before the header it implies is read. */
-#define TARN__FIXED_CHUNK_SHIFT 26
-#define TARN__FIXED_CHUNKS ((uintptr_t)1 << (47 - TARN__FIXED_CHUNK_SHIFT))
+#define TARN_FIXED_CHUNK_SHIFT_ 26
+#define TARN_FIXED_CHUNKS_ ((uintptr_t)1 << (47 - TARN_FIXED_CHUNK_SHIFT_))
 
 /* A block fills one slot: objects from the slot's first byte, this header in
  * the slot's last 64 bytes; offsets count from the slot start. The current
@@ -101,9 +120,9 @@ struct tarn_fixed_hot_ {
     unsigned char shift; /* log2 slot size; 0xff in thread-safe pools: no chunk matches */
 };
 
-TARN_API void *tarn__fixed_alloc_slow(tarn_fixed_t *pool);
-TARN_API void tarn__fixed_free_slow(tarn_fixed_t *pool, void *p);
-TARN_API void tarn__fixed_block_changed(tarn_fixed_t *pool, struct tarn_fixed_block_ *b);
+TARN_API void *tarn_fixed_alloc_slow_(tarn_fixed_t *pool);
+TARN_API void tarn_fixed_free_slow_(tarn_fixed_t *pool, void *p);
+TARN_API void tarn_fixed_block_changed_(tarn_fixed_t *pool, struct tarn_fixed_block_ *b);
 
 /* Fast path: pop the current block's free list, else bump. */
 TARN_API inline void *tarn_fixed_alloc(tarn_fixed_t *pool) {
@@ -113,7 +132,7 @@ TARN_API inline void *tarn_fixed_alloc(tarn_fixed_t *pool) {
         h->free = (void **)o[0];
     } else {
         struct tarn_fixed_block_ *b = h->cur;
-        if (__builtin_expect(b->bump >= b->end, 0)) return tarn__fixed_alloc_slow(pool);
+        if (__builtin_expect(b->bump >= b->end, 0)) return tarn_fixed_alloc_slow_(pool);
         o = (void **)(b->base + b->bump);
         b->bump += (uint32_t)h->obj_size;
     }
@@ -130,18 +149,18 @@ TARN_API inline void *tarn_fixed_alloc(tarn_fixed_t *pool) {
 TARN_API inline void tarn_fixed_free(tarn_fixed_t *pool, void *p) {
     struct tarn_fixed_hot_ *h = (struct tarn_fixed_hot_ *)pool;
     uintptr_t a = (uintptr_t)p;
-    uintptr_t chunk = a >> TARN__FIXED_CHUNK_SHIFT;
+    uintptr_t chunk = a >> TARN_FIXED_CHUNK_SHIFT_;
     uintptr_t off = a & h->low_mask;
     struct tarn_fixed_block_ *b =
         (struct tarn_fixed_block_ *)((a | h->low_mask) + 1 - sizeof(struct tarn_fixed_block_));
     void **o = (void **)p;
     uintptr_t tag = a ^ (uintptr_t)pool;
-    if (__builtin_expect(chunk >= TARN__FIXED_CHUNKS ||
+    if (__builtin_expect(chunk >= TARN_FIXED_CHUNKS_ ||
                              __atomic_load_n(&h->map[chunk], __ATOMIC_RELAXED) != h->shift ||
                              b->pool != pool || off >= b->bump ||
                              off * h->div_magic >= h->div_magic || (uintptr_t)o[1] == tag,
                          0)) {
-        tarn__fixed_free_slow(pool, p);
+        tarn_fixed_free_slow_(pool, p);
         return;
     }
     o[1] = (void *)tag;
@@ -152,7 +171,7 @@ TARN_API inline void tarn_fixed_free(tarn_fixed_t *pool, void *p) {
     }
     o[0] = b->free;
     b->free = o;
-    if (__builtin_expect(++b->frees == b->allocs, 0)) tarn__fixed_block_changed(pool, b);
+    if (__builtin_expect(++b->frees == b->allocs, 0)) tarn_fixed_block_changed_(pool, b);
 }
 
 #ifdef __cplusplus

@@ -23,7 +23,7 @@
 
 #include "internal.h"
 
-#define BLOCK_HEADER tarn__align_up(sizeof(arena_block_t), ARENA_ALIGN)
+#define BLOCK_HEADER tarn__align_up(sizeof(tarn__arena_block_t), TARN__ARENA_ALIGN)
 #define DEFAULT_BLOCK ((size_t)8 << 10)
 #define DEFAULT_MAX_BLOCK ((size_t)1 << 20)
 #define MAX_FAILED 4
@@ -32,15 +32,15 @@
  * empty or the arena is locked, so the inline path needs no second test.
  * Blocks before current are retired; current..tail are searched. */
 struct tarn_arena {
-    arena_block_t *fast;
-    arena_block_t *current;
-    arena_block_t *head, *tail; /* in use, seq increasing from head */
-    arena_block_t *spare;       /* empty blocks kept for reuse, linked by next */
-    arena_block_t *holder;      /* the block this struct lives in */
-    arena_large_t *large;       /* newest first */
-    arena_node_t *nodes;        /* cleanup stack, newest first */
+    tarn__arena_block_t *fast;
+    tarn__arena_block_t *current;
+    tarn__arena_block_t *head, *tail; /* in use, seq increasing from head */
+    tarn__arena_block_t *spare;       /* empty blocks kept for reuse, linked by next */
+    tarn__arena_block_t *holder;      /* the block this struct lives in */
+    tarn__arena_large_t *large;       /* newest first */
+    tarn__arena_node_t *nodes;        /* cleanup stack, newest first */
     tarn_arena_t *parent;
-    arena_node_t *in_parent; /* our node in the parent's stack, NULL once detached */
+    tarn__arena_node_t *in_parent; /* our node in the parent's stack, NULL once detached */
     uint64_t id;             /* unique in the process, so a mark names its arena */
     uint64_t seq;            /* last sequence number handed out */
     uint64_t reset_seq;      /* marks older than this were invalidated by reset */
@@ -53,8 +53,8 @@ struct tarn_arena {
 };
 
 static _Atomic uint64_t arenas_created;
-static char nowhere[ARENA_ALIGN];
-static arena_block_t no_room = {.last = nowhere, .end = nowhere};
+static char nowhere[TARN__ARENA_ALIGN];
+static tarn__arena_block_t no_room = {.last = nowhere, .end = nowhere};
 
 static void lock(const tarn_arena_t *a) {
     if (a->locked) pthread_mutex_lock((pthread_mutex_t *)&a->lock);
@@ -63,18 +63,18 @@ static void unlock(const tarn_arena_t *a) {
     if (a->locked) pthread_mutex_unlock((pthread_mutex_t *)&a->lock);
 }
 
-static void set_current(tarn_arena_t *a, arena_block_t *b) {
+static void set_current(tarn_arena_t *a, tarn__arena_block_t *b) {
     a->current = b;
     a->fast = b && !a->locked ? b : &no_room;
 }
 
-static void block_clear(arena_block_t *b) {
+static void block_clear(tarn__arena_block_t *b) {
     b->last = b->start;
     b->count = 0;
     b->failed = 0;
 }
 
-static void list_append(tarn_arena_t *a, arena_block_t *b) {
+static void list_append(tarn_arena_t *a, tarn__arena_block_t *b) {
     b->seq = ++a->seq;
     b->prev = a->tail;
     b->next = NULL;
@@ -84,7 +84,7 @@ static void list_append(tarn_arena_t *a, arena_block_t *b) {
     if (!a->current) set_current(a, b);
 }
 
-static void list_unlink(tarn_arena_t *a, arena_block_t *b) {
+static void list_unlink(tarn_arena_t *a, tarn__arena_block_t *b) {
     if (b->prev) b->prev->next = b->next;
     else a->head = b->next;
     if (b->next) b->next->prev = b->prev;
@@ -92,16 +92,16 @@ static void list_unlink(tarn_arena_t *a, arena_block_t *b) {
     if (a->current == b) set_current(a, b->next);
 }
 
-static void spare_push(tarn_arena_t *a, arena_block_t *b) {
+static void spare_push(tarn_arena_t *a, tarn__arena_block_t *b) {
     block_clear(b);
     b->next = a->spare;
     a->spare = b;
 }
 
 /* A piece of size bytes at align (>= 16) in b, or NULL if it does not fit. */
-static void *bump(arena_block_t *b, size_t size, size_t align) {
+static void *bump(tarn__arena_block_t *b, size_t size, size_t align) {
     char *p = (char *)tarn__align_up((uintptr_t)b->last, align);
-    size_t n = tarn__align_up(size, ARENA_ALIGN);
+    size_t n = tarn__align_up(size, TARN__ARENA_ALIGN);
     if (p > b->end || n > (size_t)(b->end - p)) return NULL;
     b->last = p + n;
     b->count++;
@@ -118,8 +118,8 @@ static size_t next_block_size(tarn_arena_t *a, size_t need) {
 
 /* Appends a block with room for need bytes: the first spare one if it is
  * big enough, else one from the shared cache or the OS. */
-static arena_block_t *block_add(tarn_arena_t *a, size_t need) {
-    arena_block_t *b = a->spare;
+static tarn__arena_block_t *block_add(tarn_arena_t *a, size_t need) {
+    tarn__arena_block_t *b = a->spare;
     if (b && (size_t)(b->end - b->start) >= need) {
         a->spare = b->next;
     } else {
@@ -142,7 +142,7 @@ static arena_block_t *block_add(tarn_arena_t *a, size_t need) {
 /* Called when b's last piece was freed: the tail restarts in place, any
  * other block waits on the spare list. Either way it takes a new sequence
  * number when used again, so marks see it as new. */
-static void block_emptied(tarn_arena_t *a, arena_block_t *b) {
+static void block_emptied(tarn_arena_t *a, tarn__arena_block_t *b) {
     if (b == a->tail) {
         block_clear(b);
         b->seq = ++a->seq;
@@ -156,7 +156,7 @@ static void block_emptied(tarn_arena_t *a, arena_block_t *b) {
 
 static void *large_alloc(tarn_arena_t *a, size_t size, size_t align) {
     size_t page = tarn__os_page_size();
-    size_t off = tarn__align_up(sizeof(arena_large_t), align);
+    size_t off = tarn__align_up(sizeof(tarn__arena_large_t), align);
     if (size > SIZE_MAX / 2 - off) {
         errno = ENOMEM;
         return NULL;
@@ -164,13 +164,13 @@ static void *large_alloc(tarn_arena_t *a, size_t size, size_t align) {
     size_t map_size = tarn__align_up(off + size, page);
     char *base = align <= page ? tarn__os_map(map_size) : tarn__os_map_aligned(map_size, align);
     if (!base) return NULL;
-    arena_large_t *l = (arena_large_t *)base;
+    tarn__arena_large_t *l = (tarn__arena_large_t *)base;
     l->user = base + off;
     if (tarn__pagemap_set(l->user, 1, (uintptr_t)l) != 0) {
         tarn__os_unmap(base, map_size);
         return NULL;
     }
-    l->own = (arena_owner_t){a, ARENA_LARGE};
+    l->own = (tarn__arena_owner_t){a, TARN__ARENA_LARGE};
     l->size = size;
     l->map_size = map_size;
     l->seq = ++a->seq;
@@ -185,14 +185,14 @@ static void *large_alloc(tarn_arena_t *a, size_t size, size_t align) {
 }
 
 /* Unmaps l, leaving a tombstone so a second free is reported as one. */
-static void large_release(tarn_arena_t *a, arena_large_t *l) {
+static void large_release(tarn_arena_t *a, tarn__arena_large_t *l) {
     if (l->prev) l->prev->next = l->next;
     else a->large = l->next;
     if (l->next) l->next->prev = l->prev;
     a->n_large--;
     a->large_bytes -= l->size;
     a->os_releases++;
-    tarn__pagemap_set(l->user, 1, (uintptr_t)a | ARENA_TOMBSTONE);
+    tarn__pagemap_set(l->user, 1, (uintptr_t)a | TARN__ARENA_TOMBSTONE);
     tarn__os_unmap(l, l->map_size);
 }
 
@@ -210,14 +210,14 @@ static void *alloc_locked(tarn_arena_t *a, size_t size, size_t align) {
         errno = ENOMEM;
         return NULL;
     }
-    size_t need = size + align - ARENA_ALIGN;
+    size_t need = size + align - TARN__ARENA_ALIGN;
     if (need > a->large_min) return large_alloc(a, size, align);
-    for (arena_block_t *b = a->current; b; b = b->next) {
+    for (tarn__arena_block_t *b = a->current; b; b = b->next) {
         void *p = bump(b, size, align);
         if (p) return p;
         if (b->failed++ >= MAX_FAILED && b == a->current) set_current(a, b->next);
     }
-    arena_block_t *b = block_add(a, need);
+    tarn__arena_block_t *b = block_add(a, need);
     return b ? bump(b, size, align) : NULL;
 }
 
@@ -229,14 +229,14 @@ static tarn__noinline void *alloc_slow(tarn_arena_t *a, size_t size, size_t alig
 }
 
 void *tarn_arena_alloc(tarn_arena_t *a, size_t size) {
-    arena_block_t *b = a->fast;
+    tarn__arena_block_t *b = a->fast;
     char *p = b->last;
     if (tarn__likely(size - 1 < (size_t)(b->end - p))) {
-        b->last = p + tarn__align_up(size, ARENA_ALIGN);
+        b->last = p + tarn__align_up(size, TARN__ARENA_ALIGN);
         b->count++;
         return p;
     }
-    return alloc_slow(a, size, ARENA_ALIGN);
+    return alloc_slow(a, size, TARN__ARENA_ALIGN);
 }
 
 void *tarn_arena_alloc_aligned(tarn_arena_t *a, size_t size, size_t align) {
@@ -244,7 +244,7 @@ void *tarn_arena_alloc_aligned(tarn_arena_t *a, size_t size, size_t align) {
         errno = EINVAL;
         return NULL;
     }
-    if (align <= ARENA_ALIGN) return tarn_arena_alloc(a, size);
+    if (align <= TARN__ARENA_ALIGN) return tarn_arena_alloc(a, size);
     return alloc_slow(a, size, align);
 }
 
@@ -271,8 +271,8 @@ char *tarn_arena_strdup(tarn_arena_t *a, const char *s) {
 
 /* ---- free --------------------------------------------------------------- */
 
-static void free_small(tarn_arena_t *a, arena_block_t *b, char *p) {
-    if (p < b->start || p >= b->last || (uintptr_t)p % ARENA_ALIGN) {
+static void free_small(tarn_arena_t *a, tarn__arena_block_t *b, char *p) {
+    if (p < b->start || p >= b->last || (uintptr_t)p % TARN__ARENA_ALIGN) {
         tarn__report("free of %p: not a live allocation of arena %p (block %p holds [%p, %p))",
                      (void *)p, (void *)a, (void *)b, (void *)b->start, (void *)b->last);
         return;
@@ -281,7 +281,7 @@ static void free_small(tarn_arena_t *a, arena_block_t *b, char *p) {
     if (--b->count == 0) block_emptied(a, b);
 }
 
-static void free_large(tarn_arena_t *a, arena_large_t *l, char *p) {
+static void free_large(tarn_arena_t *a, tarn__arena_large_t *l, char *p) {
     if (p != l->user) {
         tarn__report("free of %p: inside large allocation %p (size %zu) of arena %p",
                      (void *)p, (void *)l->user, l->size, (void *)a);
@@ -292,8 +292,8 @@ static void free_large(tarn_arena_t *a, arena_large_t *l, char *p) {
 
 static void free_locked(tarn_arena_t *a, void *p) {
     uintptr_t e = tarn__pagemap_get(p);
-    arena_owner_t *own = (arena_owner_t *)(e & ~ARENA_TOMBSTONE);
-    if (e & ARENA_TOMBSTONE) {
+    tarn__arena_owner_t *own = (tarn__arena_owner_t *)(e & ~TARN__ARENA_TOMBSTONE);
+    if (e & TARN__ARENA_TOMBSTONE) {
         if ((tarn_arena_t *)own == a)
             tarn__report("double free of %p (a large allocation, already released) in arena %p",
                          p, (void *)a);
@@ -304,10 +304,10 @@ static void free_locked(tarn_arena_t *a, void *p) {
     } else if (own->arena != a) {
         tarn__report("free of %p: it belongs to arena %p, not arena %p", p,
                      (void *)own->arena, (void *)a);
-    } else if (own->kind == ARENA_LARGE) {
-        free_large(a, (arena_large_t *)own, p);
+    } else if (own->kind == TARN__ARENA_LARGE) {
+        free_large(a, (tarn__arena_large_t *)own, p);
     } else {
-        free_small(a, (arena_block_t *)own, p);
+        free_small(a, (tarn__arena_block_t *)own, p);
     }
 }
 
@@ -320,10 +320,10 @@ void tarn_arena_free(tarn_arena_t *a, void *p) {
 
 /* ---- the cleanup stack -------------------------------------------------- */
 
-static arena_node_t *node_push(tarn_arena_t *a) {
-    arena_node_t *n = alloc_locked(a, sizeof *n, ARENA_ALIGN);
+static tarn__arena_node_t *node_push(tarn_arena_t *a) {
+    tarn__arena_node_t *n = alloc_locked(a, sizeof *n, TARN__ARENA_ALIGN);
     if (!n) return NULL;
-    *n = (arena_node_t){.seq = ++a->seq, .next = a->nodes};
+    *n = (tarn__arena_node_t){.seq = ++a->seq, .next = a->nodes};
     if (a->nodes) a->nodes->newer = n;
     a->nodes = n;
     a->n_nodes++;
@@ -331,7 +331,7 @@ static arena_node_t *node_push(tarn_arena_t *a) {
 }
 
 /* Unlinks n and frees its piece, which may empty its block. */
-static void node_remove(tarn_arena_t *a, arena_node_t *n) {
+static void node_remove(tarn_arena_t *a, tarn__arena_node_t *n) {
     if (n->newer) n->newer->next = n->next;
     else a->nodes = n->next;
     if (n->next) n->next->newer = n->newer;
@@ -343,7 +343,7 @@ static void node_remove(tarn_arena_t *a, arena_node_t *n) {
  * before its callback runs, so a callback may allocate or register again. */
 static void nodes_run_after(tarn_arena_t *a, uint64_t seq) {
     while (a->nodes && a->nodes->seq > seq) {
-        arena_node_t n = *a->nodes;
+        tarn__arena_node_t n = *a->nodes;
         node_remove(a, a->nodes);
         if (n.child) {
             n.child->in_parent = NULL;
@@ -360,7 +360,7 @@ int tarn_arena_on_destroy(tarn_arena_t *a, void (*fn)(void *), void *arg) {
         return -1;
     }
     lock(a);
-    arena_node_t *n = node_push(a);
+    tarn__arena_node_t *n = node_push(a);
     if (n) {
         n->fn = fn;
         n->arg = arg;
@@ -380,7 +380,7 @@ static void init_lock(pthread_mutex_t *m) {
 }
 
 static bool options_valid(const tarn_arena_options_t *o) {
-    return o->block_size <= ARENA_MAX_BLOCK && o->max_block_size <= ARENA_MAX_BLOCK &&
+    return o->block_size <= TARN__ARENA_MAX_BLOCK && o->max_block_size <= TARN__ARENA_MAX_BLOCK &&
            (o->growth == TARN_ARENA_DOUBLING || o->growth == TARN_ARENA_FIXED);
 }
 
@@ -392,7 +392,7 @@ static size_t growth_start(const tarn_arena_t *a) {
 /* Sizes from validated options: blocks are powers of two, at least a page. */
 static void set_sizes(tarn_arena_t *a, const tarn_arena_options_t *o) {
     size_t page = tarn__os_page_size();
-    size_t min = page > ARENA_MIN_BLOCK ? page : ARENA_MIN_BLOCK;
+    size_t min = page > TARN__ARENA_MIN_BLOCK ? page : TARN__ARENA_MIN_BLOCK;
     size_t want = o->block_size ? o->block_size : DEFAULT_BLOCK;
     size_t max = o->max_block_size ? o->max_block_size : DEFAULT_MAX_BLOCK;
     a->doubling = o->growth == TARN_ARENA_DOUBLING;
@@ -415,13 +415,13 @@ tarn_arena_t *tarn_arena_create_ex(const tarn_arena_options_t *opt) {
         .locked = o.thread_safe,
     };
     set_sizes(&proto, &o);
-    arena_block_t *b = tarn__block_get(proto.first_block, &proto.os_maps);
+    tarn__arena_block_t *b = tarn__block_get(proto.first_block, &proto.os_maps);
     if (!b) return NULL;
     tarn_arena_t *a = (tarn_arena_t *)((char *)b + BLOCK_HEADER);
     *a = proto;
     if (a->locked) init_lock(&a->lock);
     b->own.arena = a;
-    b->start = (char *)a + tarn__align_up(sizeof *a, ARENA_ALIGN);
+    b->start = (char *)a + tarn__align_up(sizeof *a, TARN__ARENA_ALIGN);
     b->end = (char *)b + a->first_block;
     block_clear(b);
     a->holder = b;
@@ -445,7 +445,7 @@ tarn_arena_t *tarn_arena_create_child(tarn_arena_t *parent, size_t block_size) {
     tarn_arena_t *c = tarn_arena_create_ex(&o);
     if (!c) return NULL;
     lock(parent);
-    arena_node_t *n = node_push(parent);
+    tarn__arena_node_t *n = node_push(parent);
     if (n) {
         n->child = c;
         c->parent = parent;
@@ -460,9 +460,9 @@ tarn_arena_t *tarn_arena_create_child(tarn_arena_t *parent, size_t block_size) {
 }
 
 /* Moves the blocks of chain other than the holder onto *to (linked by next). */
-static void gather(arena_block_t *chain, const arena_block_t *holder, arena_block_t **to) {
+static void gather(tarn__arena_block_t *chain, const tarn__arena_block_t *holder, tarn__arena_block_t **to) {
     while (chain) {
-        arena_block_t *b = chain;
+        tarn__arena_block_t *b = chain;
         chain = b->next;
         if (b == holder) continue;
         b->next = *to;
@@ -471,8 +471,8 @@ static void gather(arena_block_t *chain, const arena_block_t *holder, arena_bloc
 }
 
 /* The link that points at the smallest block of a non-empty list. */
-static arena_block_t **smallest(arena_block_t **link) {
-    arena_block_t **min = link;
+static tarn__arena_block_t **smallest(tarn__arena_block_t **link) {
+    tarn__arena_block_t **min = link;
     for (; *link; link = &(*link)->next)
         if ((*link)->size < (*min)->size) min = link;
     return min;
@@ -481,12 +481,12 @@ static arena_block_t **smallest(arena_block_t **link) {
 /* Empties every block; keeps the holder and the keep - 1 largest others as
  * spares, gives the rest back. */
 static void blocks_reset(tarn_arena_t *a) {
-    arena_block_t *others = NULL, *kept = NULL, *release = NULL;
+    tarn__arena_block_t *others = NULL, *kept = NULL, *release = NULL;
     gather(a->spare, a->holder, &others);
     gather(a->head, a->holder, &others);
     size_t room = a->keep - 1;
     while (others) {
-        arena_block_t *b = others;
+        tarn__arena_block_t *b = others;
         others = b->next;
         if (room) {
             room--;
@@ -494,9 +494,9 @@ static void blocks_reset(tarn_arena_t *a) {
             kept = b;
             continue;
         }
-        arena_block_t **min = kept ? smallest(&kept) : NULL;
+        tarn__arena_block_t **min = kept ? smallest(&kept) : NULL;
         if (min && (*min)->size < b->size) {
-            arena_block_t *m = *min;
+            tarn__arena_block_t *m = *min;
             b->next = m->next;
             *min = b;
             b = m;
@@ -508,7 +508,7 @@ static void blocks_reset(tarn_arena_t *a) {
     a->head = a->tail = a->spare = NULL;
     set_current(a, NULL);
     while (kept) {
-        arena_block_t *b = kept;
+        tarn__arena_block_t *b = kept;
         kept = b->next;
         spare_push(a, b);
     }
@@ -528,7 +528,7 @@ static void blocks_reset(tarn_arena_t *a) {
 static void regrow(tarn_arena_t *a) {
     if (!a->doubling) return;
     size_t used = 0;
-    for (const arena_block_t *b = a->head; b; b = b->next)
+    for (const tarn__arena_block_t *b = a->head; b; b = b->next)
         if (b != a->holder) used += (size_t)(b->last - b->start);
     size_t size = tarn__pow2_ceil(used + BLOCK_HEADER), least = growth_start(a);
     a->next_block = size < least ? least : size > a->max_block ? a->max_block : size;
@@ -559,7 +559,7 @@ void tarn_arena_destroy(tarn_arena_t *a) {
     lock(a);
     nodes_run_after(a, 0);
     large_release_after(a, 0);
-    arena_block_t *chain = a->spare;
+    tarn__arena_block_t *chain = a->spare;
     if (a->tail) {
         a->tail->next = a->spare;
         chain = a->head;
@@ -574,7 +574,7 @@ void tarn_arena_destroy(tarn_arena_t *a) {
 
 tarn_arena_mark_t tarn_arena_mark(tarn_arena_t *a) {
     lock(a);
-    arena_block_t *b = a->tail;
+    tarn__arena_block_t *b = a->tail;
     if (b) set_current(a, b);
     tarn_arena_mark_t m = {a->id, a->seq, b ? b->seq : 0, b ? b->last : NULL, b ? b->count : 0};
     unlock(a);
@@ -596,11 +596,11 @@ void tarn_arena_rewind(tarn_arena_t *a, tarn_arena_mark_t m) {
     nodes_run_after(a, m.seq_);
     large_release_after(a, m.seq_);
     while (a->tail && a->tail->seq > m.seq_) {
-        arena_block_t *b = a->tail;
+        tarn__arena_block_t *b = a->tail;
         list_unlink(a, b);
         spare_push(a, b);
     }
-    arena_block_t *t = a->tail;
+    tarn__arena_block_t *t = a->tail;
     if (t && t->seq == m.block_seq_) {
         t->last = m.last_;
         t->count = m.count_;
@@ -615,19 +615,19 @@ void tarn_arena_rewind(tarn_arena_t *a, tarn_arena_mark_t m) {
 void tarn_arena_stats(const tarn_arena_t *a, tarn_pool_stats_t *out) {
     lock(a);
     tarn_pool_stats_t s = {.os_maps = a->os_maps, .os_releases = a->os_releases};
-    for (const arena_block_t *b = a->head; b; b = b->next) {
+    for (const tarn__arena_block_t *b = a->head; b; b = b->next) {
         s.in_use += b->count;
         s.bytes_in_use += (size_t)(b->last - b->start);
         s.bytes_mapped += b->size;
         s.blocks++;
         s.empty_blocks += b->count == 0;
     }
-    for (const arena_block_t *b = a->spare; b; b = b->next) {
+    for (const tarn__arena_block_t *b = a->spare; b; b = b->next) {
         s.bytes_mapped += b->size;
         s.blocks++;
         s.empty_blocks++;
     }
-    for (const arena_large_t *l = a->large; l; l = l->next) s.bytes_mapped += l->map_size;
+    for (const tarn__arena_large_t *l = a->large; l; l = l->next) s.bytes_mapped += l->map_size;
     s.in_use += a->n_large - a->n_nodes;
     s.bytes_in_use += a->large_bytes;
     unlock(a);

@@ -1,9 +1,9 @@
 /* Arena internals: the types, and the two services arena.c stands on.
  *
  *   tarn_arena_t   the pool; lives at the start of its first block, the "holder"
- *   arena_block_t  header at the start of every block mapping; bumps [start, end)
- *   arena_large_t  header of an allocation that has its own mapping
- *   arena_node_t   one entry of the cleanup stack: a callback or a child arena
+ *   tarn__arena_block_t  header at the start of every block mapping; bumps [start, end)
+ *   tarn__arena_large_t  header of an allocation that has its own mapping
+ *   tarn__arena_node_t   one entry of the cleanup stack: a callback or a child arena
  *
  * pagemap.c maps every 4 KiB page of a block, and the page of each large
  * allocation's pointer, to its header, so tarn_arena_free finds the owner of
@@ -17,23 +17,23 @@
 
 #include "../internal.h"
 
-#define ARENA_ALIGN 16
-#define ARENA_MIN_BLOCK ((size_t)4096)
-#define ARENA_MAX_BLOCK ((size_t)64 << 20)
+#define TARN__ARENA_ALIGN 16
+#define TARN__ARENA_MIN_BLOCK ((size_t)4096)
+#define TARN__ARENA_MAX_BLOCK ((size_t)64 << 20)
 
-enum arena_kind { ARENA_BLOCK = 0x61726b62, ARENA_LARGE = 0x61726c67 };
+enum tarn__arena_kind { TARN__ARENA_BLOCK = 0x61726b62, TARN__ARENA_LARGE = 0x61726c67 };
 
 /* First member of both headers, so a page map entry can be read as either. */
-typedef struct arena_owner {
+typedef struct tarn__arena_owner {
     tarn_arena_t *arena; /* NULL while a block sits in the shared cache */
     uint32_t kind;
-} arena_owner_t;
+} tarn__arena_owner_t;
 
 /* Identities: start <= last <= end, last - start and end - start are
  * multiples of 16; count = pieces handed out of [start, last) and not freed
  * (cleanup nodes included). A block with count == 0 holds nothing live. */
-typedef struct arena_block {
-    arena_owner_t own; /* kind ARENA_BLOCK */
+typedef struct tarn__arena_block {
+    tarn__arena_owner_t own; /* kind TARN__ARENA_BLOCK */
     uint32_t failed;   /* slow-path misses; past 4 the block stops being searched */
     char *last;          /* next free byte */
     char *end;
@@ -41,34 +41,34 @@ typedef struct arena_block {
     size_t count;
     size_t size;              /* bytes of the whole mapping */
     uint64_t seq;             /* when it last entered use: orders the list */
-    struct arena_block *next; /* list (oldest first), spare list or cache bin */
-    struct arena_block *prev;
-} arena_block_t;
+    struct tarn__arena_block *next; /* list (oldest first), spare list or cache bin */
+    struct tarn__arena_block *prev;
+} tarn__arena_block_t;
 
-typedef struct arena_large {
-    arena_owner_t own; /* kind ARENA_LARGE */
+typedef struct tarn__arena_large {
+    tarn__arena_owner_t own; /* kind TARN__ARENA_LARGE */
     char *user;        /* the pointer handed out */
     size_t size;   /* bytes asked for */
     size_t map_size;
     uint64_t seq;
-    struct arena_large *next, *prev; /* newest first */
-} arena_large_t;
+    struct tarn__arena_large *next, *prev; /* newest first */
+} tarn__arena_large_t;
 
 /* child != NULL: destroy it; else run fn(arg). Doubly linked so a child
  * destroyed first unlinks its node in O(1). */
-typedef struct arena_node {
+typedef struct tarn__arena_node {
     void (*fn)(void *);
     void *arg;
     tarn_arena_t *child;
     uint64_t seq;
-    struct arena_node *next;  /* older */
-    struct arena_node *newer;
-} arena_node_t;
+    struct tarn__arena_node *next;  /* older */
+    struct tarn__arena_node *newer;
+} tarn__arena_node_t;
 
 /* ---- pagemap.c --------------------------------------------------------
  * An entry is 0 (unknown page), a header address, or a tombstone
  * (arena address | 1) left where a large allocation was freed. */
-#define ARENA_TOMBSTONE ((uintptr_t)1)
+#define TARN__ARENA_TOMBSTONE ((uintptr_t)1)
 uintptr_t tarn__pagemap_get(const void *p);
 /* Sets the entries of the pages covering [p, p + size); -1+ENOMEM. */
 int tarn__pagemap_set(const void *p, size_t size, uintptr_t value);
@@ -76,8 +76,8 @@ int tarn__pagemap_set(const void *p, size_t size, uintptr_t value);
 /* ---- cache.c ----------------------------------------------------------
  * Blocks are powers of two; a fresh one is mapped, registered in the page
  * map and counted in *os_maps. */
-arena_block_t *tarn__block_get(size_t size, size_t *os_maps);
+tarn__arena_block_t *tarn__block_get(size_t size, size_t *os_maps);
 /* Takes a chain linked by next; returns how many went back to the OS. */
-size_t tarn__block_put_chain(arena_block_t *chain);
+size_t tarn__block_put_chain(tarn__arena_block_t *chain);
 
 #endif

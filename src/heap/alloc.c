@@ -1,5 +1,5 @@
 /* Allocation entry points: the public malloc family on top of the inline
- * fast path, the generic slow path, and aligned allocation.
+ * fast path, the slow path, and aligned allocation.
  *
  * Alignment comes from layout, not from padding: every page starts on a
  * 64 KiB boundary and a class of size m << s holds blocks aligned to 2^s,
@@ -26,11 +26,35 @@ static void *large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) 
     return p;
 }
 
+/* The slow path of class cls, and the one place that orders its policies:
+ * age the empty pages kept at queue fronts; take a block already freed
+ * into a page of the class (retiring exhausted pages to FULL on the way);
+ * else one this thread kept from another heap (foreign.c); else, unless
+ * `exact` (the block's alignment depends on its class), a spare block of a
+ * class up to a quarter larger; else carve more of a page; else purge what
+ * waited its delay and start a new page. Freed blocks come before carving:
+ * carving touches new memory while the freed blocks sit committed
+ * (docs/heap.md, "Reuse before carving"). */
+_Static_assert(TARN__RETIRED_WORDS == 2, "one test below covers every word of retired[]");
+static tarn__noinline void *alloc_class_slow(tarn__heap_t *h, unsigned cls, bool exact) {
+    if (h->retired[0] | h->retired[1]) tarn__page_age_retired(h, false);
+    tarn__page_t *carvable;
+    tarn__page_t *pg = tarn__page_find_free(h, cls, &carvable);
+    if (pg) return tarn__page_pop(pg);
+    void *b = tarn__foreign_take(h, cls);
+    if (b) return b;
+    if (!exact && (b = tarn__page_borrow(h, cls))) return b;
+    if (carvable) return tarn__page_pop(tarn__page_grow(h, carvable));
+    tarn__purge(h, false);
+    pg = tarn__page_new(h, cls);
+    return pg ? tarn__page_pop(pg) : fail_nomem();
+}
+
 /* From class cls's front page, else the class slow path. */
 void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact) {
     tarn__page_t *pg = h->queues[cls].first;
     if (pg && pg->free) return tarn__page_pop(pg);
-    return tarn__page_queue_alloc(h, cls, exact);
+    return alloc_class_slow(h, cls, exact);
 }
 
 static tarn__heap_t *heap_ready(tarn__heap_t *h) {
@@ -39,7 +63,7 @@ static tarn__heap_t *heap_ready(tarn__heap_t *h) {
     return h;
 }
 
-void *tarn__malloc_generic(tarn__heap_t *h, size_t size) {
+void *tarn__malloc_slow(tarn__heap_t *h, size_t size) {
     h = heap_ready(h);
     if (!h) return fail_nomem();
     if (size <= TARN__MEDIUM_MAX) {
@@ -219,8 +243,8 @@ static void *realloc_known(void *p, size_t size) {
     }
     /* A block that outgrew its class moves with 1/8 headroom: a buffer grown
      * in small steps then moves every other class, and leaves half as many
-     * partly emptied pages behind (measured: peak RSS of 1000 buffers grown
-     * round-robin falls from 1.25x to 1.14x glibc's). */
+     * partly emptied pages behind (docs/heap.md, "Measurements behind the
+     * source's constants"). */
     size_t want = size > usable && size <= TARN__MEDIUM_MAX ? size + size / 8 : size;
     void *q = tarn__heap_malloc(want);
     if (!q && size <= usable) return p; /* it fits: it was only moving to save memory */

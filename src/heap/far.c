@@ -39,7 +39,7 @@ void tarn__far_fork_lock(bool lock) {
  * the low bits of an aligned address are all zero. */
 static size_t far_home(const void *p, unsigned bits) {
     uint64_t frame = (uintptr_t)p >> TARN__SEG_SHIFT;
-    return (size_t)((frame * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+    return (size_t)((frame * TARN__FIB_MULT) >> (64 - bits));
 }
 
 /* Under far_lock: the slot holding p, or the empty slot that ends its probe. */

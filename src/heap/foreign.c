@@ -22,16 +22,27 @@
  * in use in its page).
  *
  * Each cache is a tarn__page_t, so the fast path pops from it as from a
- * page: free is the list, used counts pops, capacity pushes; `dirty` says
- * the direct slots point at it (kept, not derived from the direct table:
- * deriving it on every foreign free and slow-path malloc made larson 10%
- * slower, median of 15). */
+ * page: free is the list, used counts pops, capacity pushes. A class's
+ * cache is switched on while its bit in h->direct_pinned is set: the
+ * class's direct slots then point at the cache, and the page layer leaves
+ * them there (kept as a bit, not derived from the direct table, which was
+ * slower: docs/heap.md, "The foreign cache"). */
 #include "heap/internal.h"
+
+/* Whether class cls's direct slots point at its cache. */
+static bool switched_on(const tarn__heap_t *h, unsigned cls) {
+    return h->direct_pinned >> cls & 1;
+}
 
 void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on) {
     tarn__page_t *f = &h->foreign[cls];
     if (!f->free) f->capacity = f->used = 0;
-    f->dirty = on && f->free;
+    if (on && f->free) {
+        h->direct_pinned |= (uint32_t)1 << cls;
+        tarn__direct_point(h, cls, f);
+        return;
+    }
+    h->direct_pinned &= ~((uint32_t)1 << cls);
     tarn__direct_update(h, cls);
 }
 
@@ -42,13 +53,17 @@ size_t tarn__foreign_held(const tarn__heap_t *h) {
     return held;
 }
 
-/* Whether h's foreign caches hold fewer than FOREIGN_TOTAL blocks. The fast
- * path pops without counting, so foreign_held only bounds them from above;
- * it is recounted when it reaches the limit. */
-static bool foreign_room(tarn__heap_t *h) {
-    if (h->foreign_held < TARN__FOREIGN_TOTAL) return true;
+/* Recounts the blocks h's caches hold (the fast path pops without
+ * counting, so foreign_held only bounds them from above); whether that is
+ * below FOREIGN_TOTAL. Out of line, as is the switch below, so that the
+ * common path of tarn__foreign_keep needs no stack frame. */
+static tarn__noinline bool foreign_recount(tarn__heap_t *h) {
     h->foreign_held = (uint32_t)tarn__foreign_held(h);
     return h->foreign_held < TARN__FOREIGN_TOTAL;
+}
+
+static tarn__noinline void foreign_switch_on(tarn__heap_t *h, unsigned cls) {
+    tarn__foreign_switch(h, cls, true);
 }
 
 /* Keeps block b (checked and marked free) of another heap's live page pg
@@ -59,14 +74,16 @@ bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
     unsigned cls = pg->cls;
     if (cls >= TARN__DIRECT_CLASSES) return false;
     tarn__page_t *f = &h->foreign[cls];
-    if (!h->queues[cls].first && !f->free && !f->dirty) return false;
+    if (!h->queues[cls].first && !f->free && !switched_on(h, cls)) return false;
     uint32_t held = f->capacity - f->used;
-    if (held >= TARN__FOREIGN_MAX || !foreign_room(h)) return false;
+    if (held >= TARN__FOREIGN_MAX) return false;
+    if (h->foreign_held >= TARN__FOREIGN_TOTAL && !foreign_recount(h)) return false;
     b->next = f->free;
     f->free = b;
     f->capacity++;
     h->foreign_held++;
-    if (held + 1 == TARN__FOREIGN_FLIP && !f->dirty) tarn__foreign_switch(h, cls, true);
+    if (tarn__unlikely(held + 1 == TARN__FOREIGN_FLIP) && !switched_on(h, cls))
+        foreign_switch_on(h, cls);
     return true;
 }
 
@@ -79,7 +96,7 @@ void *tarn__foreign_take(tarn__heap_t *h, unsigned cls) {
 /* The fast path may have found the class's cache switched on but spent:
  * its slots go back to the class's front page. */
 void tarn__foreign_spent(tarn__heap_t *h, unsigned cls) {
-    if (cls < TARN__DIRECT_CLASSES && h->foreign[cls].dirty && !h->foreign[cls].free)
+    if (cls < TARN__DIRECT_CLASSES && switched_on(h, cls) && !h->foreign[cls].free)
         tarn__foreign_switch(h, cls, false);
 }
 
@@ -87,7 +104,7 @@ void tarn__foreign_spent(tarn__heap_t *h, unsigned cls) {
 void tarn__foreign_flush(tarn__heap_t *h) {
     for (unsigned cls = 0; cls < TARN__DIRECT_CLASSES; cls++) {
         tarn__page_t *f = &h->foreign[cls];
-        if (!f->free && !f->dirty) continue; /* leaves a class never cached untouched */
+        if (!f->free && !switched_on(h, cls)) continue; /* leaves a class never cached untouched */
         while (f->free) {
             tarn__block_t *b = f->free;
             f->free = b->next;

@@ -50,6 +50,10 @@ static inline bool reads_zero(const void *p, size_t n) {
 }
 #endif
 
+/* Heaps are carved from mappings of this size: one mmap serves many
+ * threads' heaps (about 9 KiB each), and the untouched rest costs no memory. */
+#define HEAP_CHUNK_BYTES ((size_t)256 << 10)
+
 /* Bytes carved for a heap: the heap, then its foreign cache. */
 #define HEAP_BYTES (sizeof(tarn__heap_t) + TARN__DIRECT_CLASSES * sizeof(tarn__page_t))
 
@@ -84,10 +88,9 @@ static tarn__heap_t *heap_adopt_locked(void) {
 static tarn__heap_t *heap_new_locked(void) {
     size_t size = tarn__align_up(HEAP_BYTES, 64);
     if (heap_chunk_left < size) {
-        size_t chunk = (size_t)256 << 10;
-        heap_chunk = tarn__os_map(chunk);
+        heap_chunk = tarn__os_map(HEAP_CHUNK_BYTES);
         if (!heap_chunk) return NULL;
-        heap_chunk_left = chunk;
+        heap_chunk_left = HEAP_CHUNK_BYTES;
     }
     tarn__heap_t *h = (tarn__heap_t *)heap_chunk;
     heap_chunk += size;
@@ -106,7 +109,7 @@ static void heap_thread_exit(void *arg) {
     tarn__foreign_flush(h);
     tarn__heap_collect_remote(h);
     atomic_store_explicit(&h->state, TARN__HEAP_BUSY, memory_order_relaxed);
-    tarn__heap_retire_empty(h);
+    tarn__page_age_retired(h, true);
     h->exit_live = atomic_load_explicit(&h->live_bytes, memory_order_relaxed);
     tarn__purge(h, false);
     pthread_mutex_lock(&heaps_lock);
@@ -168,28 +171,6 @@ tarn__heap_t *tarn__heap_init_thread(void) {
     if (key_ok) pthread_setspecific(heap_key, h);
     atfork_register();
     return h;
-}
-
-/* Called by a thread that pushed frees onto an abandoned heap: whoever wins
- * ABANDONED -> BUSY collects them and purges (everything if `all`, else as
- * a live heap would: past the delay or the budget), then re-checks for
- * frees that arrived meanwhile. Returns the bytes given back to the OS.
- * Freeing an exited thread's blocks does not purge everything: the heap's
- * next adopter would fault it all in again (larson, where each thread's
- * successor frees what it left: page faults 5,100 -> 4,800, time 0.18 ->
- * 0.15 s, peak RSS unchanged; median of 9). */
-size_t tarn__heap_collect_abandoned(tarn__heap_t *h, bool all) {
-    size_t released = 0;
-    for (;;) {
-        int expect = TARN__HEAP_ABANDONED;
-        if (!atomic_compare_exchange_strong_explicit(&h->state, &expect, TARN__HEAP_BUSY,
-                                                     memory_order_acquire, memory_order_relaxed))
-            return released;
-        tarn__heap_collect_remote(h);
-        released += tarn__purge(h, all);
-        atomic_store_explicit(&h->state, TARN__HEAP_ABANDONED, memory_order_release);
-        if (!atomic_load_explicit(&h->remote_pages, memory_order_acquire)) return released;
-    }
 }
 
 size_t tarn__heap_collect_all_abandoned(bool all) {

@@ -112,7 +112,7 @@ void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
     seg->used_pages = 0;
     tarn__heap_t *h = tarn__tls_heap;
     if (h == &tarn__empty_heap) tarn__segment_unmap(seg);
-    else tarn__segment_release(h, seg);
+    else if (tarn__segment_release(h, seg)) tarn__purge_enforce(h);
 }
 
 size_t tarn__large_usable(tarn__page_t *pg, const void *p) {

@@ -6,51 +6,42 @@
  * freed large block's segment LARGE_DELAY_MS),
  * checked whenever the heap takes a new page, or at once, oldest first,
  * when the dirty bytes exceed the budget (an eighth of the live bytes). The
- * budget is what makes seed 000's program drop to a few MiB right after its
- * last free, with no timer thread and no later allocator call, and keeps
+ * budget is what makes a program that frees nearly all it holds drop to a
+ * few MiB right after its last free (test/heap_seed000_test.sh), with no
+ * timer thread and no later allocator call, and keeps
  * peak RSS close to what is live; the delay keeps a program that frees and
  * reallocates in waves from paying a page fault per reuse (jemalloc's decay
  * and mimalloc's purge delay make the same trade). */
 #include "heap/internal.h"
 
-void tarn__purge_remove(tarn__heap_t *h, tarn__page_t *pg) {
-    tarn_assert(pg->dirty, "only a queued page leaves the purge queue");
-    if (pg->purge_prev) pg->purge_prev->purge_next = pg->purge_next;
-    else h->purge_head = pg->purge_next;
-    if (pg->purge_next) pg->purge_next->purge_prev = pg->purge_prev;
-    else h->purge_tail = pg->purge_prev;
-    pg->purge_next = pg->purge_prev = NULL;
-    pg->dirty = 0;
-    h->dirty_bytes -= pg->touched;
-}
-
-/* Page i of seg may share a purge: set up, unused, and queued (dirty) or
+/* Page i of seg may share a purge: set up, unused, and queued or
  * holding nothing committed. */
 static bool joinable(const tarn__segment_t *seg, unsigned i) {
     if (i >= seg->page_next) return false;
     const tarn__page_t *pg = &seg->pages[i];
-    return !(pg->flags & TARN__PAGE_LIVE) && (pg->dirty || !pg->touched);
+    return !(pg->flags & TARN__PAGE_LIVE) && (pg->on_purge_queue || !pg->touched);
 }
 
 /* Decommits the oldest queued page together with the queued pages next to
  * it in its segment, in one madvise: each call costs a TLB flush, which
- * under virtualization costs more than the pages (measured with strace on
- * realloc-grow: 526 calls -> 333). Returns the bytes given back. */
+ * under virtualization costs more than the pages (docs/heap.md,
+ * "Measurements behind the source's constants"). Returns the bytes given
+ * back. */
 static size_t purge_oldest(tarn__heap_t *h) {
     tarn__page_t *pg = h->purge_head;
     tarn__segment_t *seg = tarn__segment_of(pg);
     unsigned first = tarn__segment_first_page(seg), lo = pg->index, hi = pg->index;
     for (unsigned i = lo; i > first && joinable(seg, i - 1); i--)
-        if (seg->pages[i - 1].dirty) lo = i - 1;
+        if (seg->pages[i - 1].on_purge_queue) lo = i - 1;
     for (unsigned i = hi; joinable(seg, i + 1); i++)
-        if (seg->pages[i + 1].dirty) hi = i + 1;
+        if (seg->pages[i + 1].on_purge_queue) hi = i + 1;
     uint8_t *start = seg->pages[lo].start;
     uint8_t *end = seg->pages[hi].start + seg->pages[hi].touched;
     size_t bytes = 0;
     for (unsigned i = lo; i <= hi; i++) {
         tarn__page_t *p = &seg->pages[i];
         tarn_assert(!(p->flags & TARN__PAGE_LIVE), "a purge never covers a page in use");
-        if (p->dirty) tarn__purge_remove(h, p);
+        if (p->on_purge_queue) tarn__segment_dequeue(h, p);
         bytes += p->touched;
         p->touched = 0;
     }
@@ -58,19 +49,6 @@ static size_t purge_oldest(tarn__heap_t *h) {
     atomic_fetch_add_explicit(&tarn__counters.purges, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&tarn__counters.purged_bytes, bytes, memory_order_relaxed);
     return bytes;
-}
-
-void tarn__purge_add(tarn__heap_t *h, tarn__page_t *pg) {
-    if (!pg->touched) return;
-    pg->dirty = 1;
-    pg->freed_ms = tarn__os_now_ms();
-    pg->purge_next = NULL;
-    pg->purge_prev = h->purge_tail;
-    if (h->purge_tail) h->purge_tail->purge_next = pg;
-    else h->purge_head = pg;
-    h->purge_tail = pg;
-    h->dirty_bytes += pg->touched;
-    tarn__purge_enforce(h);
 }
 
 /* The budget's floor: TARN__DIRTY_MIN unless mallopt(M_TRIM_THRESHOLD), the
@@ -85,9 +63,7 @@ void tarn__purge_set_floor(size_t bytes) {
 /* An exited thread is often replaced by one that adopts its heap (a thread
  * pool, larson), which would otherwise fault in again all that was given
  * back: the heap keeps the budget it had when its thread exited, while
- * other threads free what that thread left (measured on larson, median of
- * 9: page faults 5,700 -> 5,100, time 0.13 -> 0.12 s, peak RSS within
- * noise; keeping any budget at exit, 6,100 -> 4,600 before). */
+ * other threads free what that thread left (docs/heap.md, "Thread exit"). */
 static size_t dirty_budget(tarn__heap_t *h) {
     size_t live = atomic_load_explicit(&h->live_bytes, memory_order_relaxed);
     if (live < h->exit_live) live = h->exit_live;
@@ -100,7 +76,7 @@ static size_t dirty_budget(tarn__heap_t *h) {
 /* Bytes of the newest cached segment left out of the budget: a program
  * freeing one large block at a time likely allocates the next one soon, and
  * giving it back each time costs an madvise and a page fault per OS page on
- * reuse (measured with strace on alloc-mix: 915 madvise calls -> 551). */
+ * reuse (docs/heap.md, "Measurements behind the source's constants"). */
 static size_t spared(const tarn__heap_t *h) {
     return h->cache && tarn__segment_spared(h, h->cache) ? h->cache->cached_dirty : 0;
 }

@@ -1,20 +1,21 @@
 /* Segments: 4 MiB aligned mappings cut into pages of one kind, and the
  * mappings of large blocks, which share the header, the map and the cache.
  *
- * Masking a block's address gives its segment header (seed 003), and one bit
+ * Masking a block's address gives its segment header (blocks live in segments
+ * aligned to their size), and one bit
  * per 4 MiB of address space says whether that header exists, so free()
  * rejects foreign pointers before reading anything they point near. Free
  * pages go back to their segment (most recent first, so reuse finds them
  * still committed); a segment whose pages are all unused is freed as a whole,
  * into a small per-heap cache or straight back to the OS. That is where
- * adjacent free memory coalesces: no live block elsewhere pins it (seed 000). */
+ * adjacent free memory coalesces: no live block elsewhere pins it, as a live
+ * block at the top of glibc's heap keeps the free memory below it. */
 #include <pthread.h>
 
 #include "heap/internal.h"
 
 #define MAP_WORDS (((size_t)1 << (TARN__ADDRESS_BITS - TARN__SEG_SHIFT)) / 64)
 _Atomic uint64_t tarn__segment_map[MAP_WORDS];
-tarn__heap_counters_t tarn__counters;
 
 /* One bit per 64 words of the segment map (16 GiB of address space), set
  * when a segment there is mapped and never cleared: tarn__segment_each
@@ -109,6 +110,34 @@ static size_t page_span(const tarn__segment_t *seg, unsigned i, size_t *lo) {
     return hi > *lo ? hi - *lo : 0;
 }
 
+/* The purge queue (its policy is purge.c's): unused pages that may still
+ * hold committed memory, oldest first, counted in the heap's dirty bytes. */
+void tarn__segment_dequeue(tarn__heap_t *h, tarn__page_t *pg) {
+    tarn_assert(pg->on_purge_queue, "only a queued page leaves the purge queue");
+    if (pg->purge_prev) pg->purge_prev->purge_next = pg->purge_next;
+    else h->purge_head = pg->purge_next;
+    if (pg->purge_next) pg->purge_next->purge_prev = pg->purge_prev;
+    else h->purge_tail = pg->purge_prev;
+    pg->purge_next = pg->purge_prev = NULL;
+    pg->on_purge_queue = 0;
+    h->dirty_bytes -= pg->touched;
+}
+
+/* Queues unused page pg for the purge (oldest first) if it holds anything
+ * committed; returns whether it did, the dirty bytes then having grown. */
+static bool purge_queue_add(tarn__heap_t *h, tarn__page_t *pg) {
+    if (!pg->touched) return false;
+    pg->on_purge_queue = 1;
+    pg->freed_ms = tarn__os_now_ms();
+    pg->purge_next = NULL;
+    pg->purge_prev = h->purge_tail;
+    if (h->purge_tail) h->purge_tail->purge_next = pg;
+    else h->purge_head = pg;
+    h->purge_tail = pg;
+    h->dirty_bytes += pg->touched;
+    return true;
+}
+
 /* Sets up the header of the next page never used in this segment. Headers
  * are set up as pages are first taken, not all with the segment: 64 page
  * headers are three OS pages of the segment that a thread with few classes
@@ -126,8 +155,9 @@ tarn__page_t *tarn__segment_page_setup(tarn__segment_t *seg) {
     return pg;
 }
 
-/* dirty: the segment may hold committed, non-zero memory from earlier use. */
-static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool dirty) {
+/* may_be_nonzero: the segment may hold committed, non-zero memory from
+ * earlier use. */
+static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool may_be_nonzero) {
     static const uint8_t shift[] = {TARN__SMALL_PAGE_SHIFT, TARN__MID_PAGE_SHIFT,
                                     TARN__MEDIUM_PAGE_SHIFT};
     seg->heap = h;
@@ -136,7 +166,7 @@ static void segment_init(tarn__segment_t *seg, tarn__heap_t *h, int kind, bool d
     seg->page_count = (uint16_t)(TARN__SEG_SIZE >> seg->page_shift);
     seg->used_pages = 0;
     seg->in_avail = 0;
-    seg->fresh = !dirty;
+    seg->fresh = !may_be_nonzero;
     seg->size = TARN__SEG_SIZE;
     seg->next = seg->prev = NULL;
     seg->unused_pages = NULL;
@@ -229,10 +259,8 @@ static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
  * nothing. Counted with mincore, over the whole mapping but its header page
  * (an earlier block at another offset may have left pages there). Where the kernel backs
  * memory with transparent huge pages this counts them whole, which is what
- * they cost. On bench_heap's alloc-mix, with the longer segment cache this
- * made possible (16 when measured; 8 measured the same): madvise calls 461
- * -> 279 (strace), time 1.00x -> 0.84x glibc's and peak RSS 12.3 -> 13.5 MiB
- * (median of 11): the budget now keeps what it allows. A swapped-out page
+ * they cost; it let the budget keep what it allows (docs/heap.md, "A cached
+ * segment counts what it holds"). A swapped-out page
  * does not count, which is why zeroing decisions never rest on this count
  * (see `fresh`). */
 static size_t large_committed(tarn__segment_t *seg) {
@@ -241,8 +269,10 @@ static size_t large_committed(tarn__segment_t *seg) {
 }
 
 /* A segment with no page in use: cached while the heap's thread lives and
- * the cache has room, otherwise returned to the OS. */
-void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
+ * the cache has room, otherwise returned to the OS. Returns whether it was
+ * cached: the heap's dirty bytes then grew, and the caller enforces the
+ * purge budget (tarn__purge_enforce). */
+bool tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
     tarn_assert(seg->used_pages == 0, "only an empty segment is released");
     if (seg->in_avail) avail_remove(h, seg);
     size_t maybe = 0, lo; /* bytes that may be non-zero: an upper bound */
@@ -251,14 +281,14 @@ void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
             if (!seg->fresh) maybe += page_span(seg, i, &lo); /* from its earlier life */
             continue;
         }
-        if (seg->pages[i].dirty) tarn__purge_remove(h, &seg->pages[i]);
+        if (seg->pages[i].on_purge_queue) tarn__segment_dequeue(h, &seg->pages[i]);
         maybe += seg->pages[i].touched;
     }
     bool keep = h != &tarn__empty_heap && h->cache_count < TARN__SEG_CACHE_MAX &&
                 atomic_load_explicit(&h->state, memory_order_relaxed) == TARN__HEAP_ACTIVE;
     if (!keep) {
         tarn__segment_unmap(seg);
-        return;
+        return false;
     }
     seg->heap = h;
     seg->fresh = maybe == 0;
@@ -269,7 +299,7 @@ void tarn__segment_release(tarn__heap_t *h, tarn__segment_t *seg) {
     h->cache = seg;
     h->cache_count++;
     h->dirty_bytes += dirty;
-    tarn__purge_enforce(h);
+    return true;
 }
 
 static void cache_unmap(tarn__heap_t *h, tarn__segment_t **link) {
@@ -329,12 +359,14 @@ tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
     seg->used_pages++;
     tarn__live_add(h, page_area(pg));
     if (!seg->unused_pages && seg->page_next == seg->page_count) avail_remove(h, seg);
-    if (pg->dirty) tarn__purge_remove(h, pg);
+    if (pg->on_purge_queue) tarn__segment_dequeue(h, pg);
     return pg;
 }
 
-/* Takes back a page whose blocks are all free. */
-void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg) {
+/* Takes back a page whose blocks are all free. Returns whether the heap's
+ * dirty bytes grew (the page queued for the purge, or its segment cached):
+ * the caller then enforces the purge budget. */
+bool tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg) {
     tarn__segment_t *seg = tarn__segment_of(pg);
     tarn__live_sub(h, page_area(pg));
     size_t used_bytes = tarn__align_up((size_t)pg->capacity * pg->block_size,
@@ -345,10 +377,7 @@ void tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg) {
     pg->next = seg->unused_pages;
     seg->unused_pages = pg;
     seg->used_pages--;
-    if (seg->used_pages == 0) {
-        tarn__segment_release(h, seg);
-        return;
-    }
+    if (seg->used_pages == 0) return tarn__segment_release(h, seg);
     if (!seg->in_avail) avail_push(h, seg);
-    tarn__purge_add(h, pg);
+    return purge_queue_add(h, pg);
 }

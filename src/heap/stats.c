@@ -22,34 +22,10 @@ size_t tarn_collect(bool force) {
     if (h != &tarn__empty_heap) {
         if (force) tarn__foreign_flush(h);
         tarn__heap_collect_remote(h);
-        if (force) tarn__heap_retire_empty(h);
+        if (force) tarn__page_age_retired(h, true);
         released += tarn__purge(h, force);
     }
     return released + tarn__heap_collect_all_abandoned(force);
-}
-
-static size_t in_use_now(void) {
-    return atomic_load_explicit(&tarn__counters.in_use, memory_order_relaxed) +
-           atomic_load_explicit(&tarn__counters.huge_bytes, memory_order_relaxed) +
-           atomic_load_explicit(&tarn__counters.far_bytes, memory_order_relaxed);
-}
-
-static size_t mapped_now(void) {
-    return atomic_load_explicit(&tarn__counters.segment_bytes, memory_order_relaxed) +
-           atomic_load_explicit(&tarn__counters.huge_bytes, memory_order_relaxed) +
-           atomic_load_explicit(&tarn__counters.far_bytes, memory_order_relaxed);
-}
-
-static void raise_to(_Atomic size_t *peak, size_t now) {
-    size_t old = atomic_load_explicit(peak, memory_order_relaxed);
-    while (now > old && !atomic_compare_exchange_weak_explicit(peak, &old, now, memory_order_relaxed,
-                                                               memory_order_relaxed)) {
-    }
-}
-
-void tarn__peak_note(void) {
-    raise_to(&tarn__counters.peak_in_use, in_use_now());
-    raise_to(&tarn__counters.peak_mapped, mapped_now());
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -157,7 +133,7 @@ static void stats_read(tarn_heap_stats_t *out, bool resident) {
     out->allocated += far;
     out->committed += far;
     out->mapped += far;
-    out->in_use = in_use_now();
+    out->in_use = tarn__in_use_now();
     out->peak_in_use = atomic_load_explicit(&c->peak_in_use, memory_order_relaxed);
     if (out->peak_in_use < out->in_use) out->peak_in_use = out->in_use;
     out->peak_mapped = atomic_load_explicit(&c->peak_mapped, memory_order_relaxed);

@@ -22,7 +22,7 @@ static bool first_touch(uintptr_t line) {
     if (line == last_line) return false;
     last_line = line;
     if (touched >= SEEN / 2) return true;
-    size_t h = (size_t)((line * 0x9e3779b97f4a7c15ull) >> 54) & (SEEN - 1);
+    size_t h = (size_t)((line * TARN__FIB_MULT) >> 54) & (SEEN - 1);
     for (; seen_op[h] == op; h = (h + 1) & (SEEN - 1))
         if (seen_line[h] == line) return false;
     seen_op[h] = op;

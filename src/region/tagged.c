@@ -35,7 +35,7 @@ static const tarn__tindex_t *const indexes[] = {
 static inline const tarn__tindex_t *index_of(const tarn_region_t *r) { return indexes[r->policy]; }
 
 static inline size_t tag_of(const block_t *b) {
-    return (size_t)(((uint64_t)(uintptr_t)b * 0x9e3779b97f4a7c15ull) >> TARN__TB_TAG_SHIFT)
+    return (size_t)(((uint64_t)(uintptr_t)b * TARN__FIB_MULT) >> TARN__TB_TAG_SHIFT)
            << TARN__TB_TAG_SHIFT;
 }
 static inline bool tag_ok(const block_t *b) {
