@@ -59,9 +59,12 @@ TARN_API void *malloc(size_t size) { return alloc(size, 16, false); }
 
 TARN_API void free(void *p) {
     if (!p) return;
-    if (tarn__unlikely(tarn__scratch_owns(p))) tarn__scratch_free(p);
-    else if (checked()) tarn__dbg_free(p);
-    else tarn_free(p);
+    if (tarn__unlikely(tarn__scratch_owns(p)))
+        tarn__scratch_free(p);
+    else if (checked())
+        tarn__dbg_free(p);
+    else
+        tarn_free(p);
 }
 
 TARN_API void *calloc(size_t n, size_t size) {

@@ -27,7 +27,8 @@ static bool reserve_locked(void) {
     size_t ncap = cap ? cap * 2 : FIRST_CAP;
     uintptr_t *fresh = tarn__os_map(ncap * sizeof *fresh);
     if (!fresh) return false;
-    for (size_t i = 0; i < count; i++) fresh[i] = ring[(head + i) % cap];
+    for (size_t i = 0; i < count; i++)
+        fresh[i] = ring[(head + i) % cap];
     if (ring) tarn__os_unmap(ring, cap * sizeof *ring);
     ring = fresh;
     cap = ncap;
@@ -37,7 +38,8 @@ static bool reserve_locked(void) {
 
 static void report_write_after_free(tarn__dblock_t *b, long at) {
     unsigned char *user = tarn__dblock_user(b);
-    tarn__out_t *o = tarn__report_begin(TARN__BUG_AFTER_FREE, (uintptr_t)user ^ b->alloc_stack);
+    uint64_t key = tarn__report_key(b->free_stack, b->alloc_stack);
+    tarn__out_t *o = tarn__report_begin(TARN__BUG_AFTER_FREE, key);
     if (!o) return;
     tarn__out_printf(o, "tarn: write after free: byte %ld of block %p (%zu bytes) changed\n", at,
                      (void *)user, (size_t)b->size);
@@ -82,7 +84,8 @@ void tarn__quarantine_push(tarn__dblock_t *b) {
         }
         bool more = count && bytes > tarn__dbg.quarantine;
         pthread_mutex_unlock(&lock);
-        for (size_t i = 0; i < n; i++) release(out[i]);
+        for (size_t i = 0; i < n; i++)
+            release(out[i]);
         if (!more) break;
     } while (true);
 }

@@ -19,8 +19,8 @@
 struct tarn__stripe {
     pthread_mutex_t lock;
     uintptr_t *slots;
-    size_t cap;   /* slots, a power of two; 0 before the first add */
-    size_t used;  /* live entries + tombstones */
+    size_t cap;  /* slots, a power of two; 0 before the first add */
+    size_t used; /* live entries + tombstones */
     size_t live;
 } __attribute__((aligned(64)));
 
@@ -61,7 +61,8 @@ tarn__dblock_t *tarn__registry_find_locked(tarn__stripe_t *s, const void *user) 
 /* Puts user in the first free slot of a table known to have one. */
 static void put(uintptr_t *slots, size_t cap, uintptr_t user) {
     size_t mask = cap - 1, i = (mix(user) / STRIPES) & mask;
-    while (slots[i] > TOMB) i = (i + 1) & mask;
+    while (slots[i] > TOMB)
+        i = (i + 1) & mask;
     slots[i] = user;
 }
 
@@ -84,7 +85,8 @@ int tarn__registry_add_locked(tarn__stripe_t *s, const void *user) {
         if (rebuild(s, cap) != 0) return -1;
     }
     size_t mask = s->cap - 1, i = (mix((uintptr_t)user) / STRIPES) & mask;
-    while (s->slots[i] > TOMB) i = (i + 1) & mask;
+    while (s->slots[i] > TOMB)
+        i = (i + 1) & mask;
     if (s->slots[i] == EMPTY) s->used++;
     s->slots[i] = (uintptr_t)user;
     s->live++;
@@ -99,11 +101,13 @@ void tarn__registry_remove_locked(tarn__stripe_t *s, const void *user) {
 }
 
 void tarn__registry_lock_all(void) {
-    for (unsigned i = 0; i < STRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
+    for (unsigned i = 0; i < STRIPES; i++)
+        pthread_mutex_lock(&stripes[i].lock);
 }
 
 void tarn__registry_unlock_all(void) {
-    for (unsigned i = STRIPES; i-- > 0;) pthread_mutex_unlock(&stripes[i].lock);
+    for (unsigned i = STRIPES; i-- > 0;)
+        pthread_mutex_unlock(&stripes[i].lock);
 }
 
 void tarn__registry_each_locked(void (*fn)(tarn__dblock_t *b, void *arg), void *arg) {
