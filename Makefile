@@ -112,6 +112,10 @@ $(O)/asan/test/%: test/%.c test/*.h $(O)/asan/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/asan/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
 
+# test_debug_depot: the stack depot alone (src/debug/ is in no archive).
+LDLIBS_test_debug_depot = $(@D)/../obj/debug/depot.o $(@D)/../libtarn.a -lunwind
+$(foreach v,debug asan,$(eval $(O)/$(v)/test/test_debug_depot: $(O)/$(v)/obj/debug/depot.o))
+
 test: deps all $(addprefix $(O)/debug/test/,$(TESTS)) $(addprefix $(O)/asan/test/,$(TESTS)) test-stress test-clang
 	@test/run.sh $(O)/debug/test $(O)/asan/test $(O)/clang/debug/test
 
