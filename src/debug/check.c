@@ -41,6 +41,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 uint32_t tarn__dbg_capture(void) {
+    if (!tarn__dbg.frames) return 0;
     uintptr_t pcs[TARN__DEPOT_MAX_FRAMES + 16];
     int saved = errno;
     tarn__scratch_enter(); /* libunwind may allocate on its first calls */
@@ -233,8 +234,10 @@ static void release(tarn__dblock_t *b, uint32_t here) {
     tarn__quarantine_push(b);
 }
 
+/* Without check a freed block is gone at once: nothing will show its free
+ * stack, so none is captured (it is half the cost of a leaks-only run). */
 void tarn__dbg_free(void *p) {
-    uint32_t here = tarn__dbg_capture();
+    uint32_t here = tarn__dbg.check ? tarn__dbg_capture() : 0;
     tarn__dblock_t *b = take(p, here, TARN__BUG_DOUBLE_FREE, TARN__BUG_INVALID_FREE);
     if (b) release(b, here);
 }

@@ -3,7 +3,8 @@
  * not handed out again meanwhile (which is also what lets a double free of
  * A after A's memory was reused, A-B-A, be seen as one).
  *
- * A FIFO ring of user addresses in OS memory, doubled when full, bounded by
+ * A FIFO ring of user addresses in OS memory (a power of two of them),
+ * doubled when full, bounded by
  * the bytes it holds (the quarantine option); one lock. A block pushed out
  * is taken from the registry under its stripe lock before it is verified
  * and freed, so a racing double free either still finds it FREED or finds
@@ -15,7 +16,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t *ring;
-static size_t cap, head, count; /* entries at ring[(head + i) % cap] */
+static size_t cap, head, count; /* entries at ring[(head + i) & (cap - 1)] */
 static size_t bytes;
 
 void tarn__quarantine_lock(void) { pthread_mutex_lock(&lock); }
@@ -28,7 +29,7 @@ static bool reserve_locked(void) {
     uintptr_t *fresh = tarn__os_map(ncap * sizeof *fresh);
     if (!fresh) return false;
     for (size_t i = 0; i < count; i++)
-        fresh[i] = ring[(head + i) % cap];
+        fresh[i] = ring[(head + i) & (cap - 1)];
     if (ring) tarn__os_unmap(ring, cap * sizeof *ring);
     ring = fresh;
     cap = ncap;
@@ -69,7 +70,7 @@ void tarn__quarantine_push(tarn__dblock_t *b) {
         size_t n = 0;
         pthread_mutex_lock(&lock);
         if (held && reserve_locked()) {
-            ring[(head + count++) % cap] = user;
+            ring[(head + count++) & (cap - 1)] = user;
             bytes += b->size;
         } else if (held) {
             out[n++] = user; /* no room to hold it: verified and freed now */
@@ -77,7 +78,7 @@ void tarn__quarantine_push(tarn__dblock_t *b) {
         held = false;
         while (n < BATCH && count && bytes > tarn__dbg.quarantine) {
             uintptr_t old = ring[head];
-            head = (head + 1) % cap;
+            head = (head + 1) & (cap - 1);
             count--;
             bytes -= tarn__dblock_of((void *)old)->size;
             out[n++] = old;
@@ -93,7 +94,7 @@ void tarn__quarantine_push(tarn__dblock_t *b) {
 void tarn__quarantine_verify(void) {
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < count; i++) {
-        tarn__dblock_t *b = tarn__dblock_of((void *)ring[(head + i) % cap]);
+        tarn__dblock_t *b = tarn__dblock_of((void *)ring[(head + i) & (cap - 1)]);
         long at;
         if (tarn__dblock_bad_fill(b, &at)) report_write_after_free(b, at);
     }
