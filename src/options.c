@@ -256,7 +256,7 @@ static bool parse_item(const char *s, size_t n) {
     return true;
 }
 
-int tarn__options_parse(const char *s) {
+static int parse_string(const char *s) {
     for (int id = 0; id < TARN__OPT_COUNT; id++) {
         values[id] = table[id].def;
         string_set[id] = false;
@@ -271,13 +271,19 @@ int tarn__options_parse(const char *s) {
     return problems;
 }
 
+int tarn__options_parse(const char *s) {
+    int problems = parse_string(s);
+    atomic_store_explicit(&state, READ, memory_order_release);
+    return problems;
+}
+
 /* Parses TARN_OPTIONS once; threads arriving meanwhile wait for it. */
 static tarn__noinline void options_read(void) {
     int expect = UNREAD;
     if (atomic_compare_exchange_strong_explicit(&state, &expect, READING, memory_order_acquire,
                                                 memory_order_acquire)) {
         bool env_ready = environ != NULL;
-        tarn__options_parse(env_ready ? getenv("TARN_OPTIONS") : NULL);
+        parse_string(env_ready ? getenv("TARN_OPTIONS") : NULL);
         atomic_store_explicit(&state, env_ready ? READ : UNREAD, memory_order_release);
         return;
     }

@@ -47,8 +47,9 @@ size_t tarn__options_describe(char *buf, size_t n);
 
 /* Resets every option to its default, then applies s (TARN_OPTIONS'
  * syntax; NULL: none), warning about each bad item; returns how many items
- * were bad. tarn__option() calls it once on getenv("TARN_OPTIONS"); the
- * tests and the tarn command call it on strings of their own. */
+ * were bad. The result replaces the options in force, and the environment
+ * is no longer read: for the tests and the tarn command, which parse
+ * strings of their own (not thread-safe against tarn__option). */
 int tarn__options_parse(const char *s);
 
 #endif
