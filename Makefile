@@ -13,6 +13,7 @@ CC      ?= cc
 O       ?= build
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
+BINDIR  ?= $(PREFIX)/bin
 INCLUDEDIR ?= $(PREFIX)/include
 WARN    := -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes
 BASE    := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden $(WARN) -Iinclude -Isrc
@@ -55,7 +56,7 @@ BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
 .PHONY: all test test-stress test-clang bench deps install uninstall clean
-all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so
+all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so $(O)/tarn
 
 # $(call lib_rules,variant-dir,cflags)
 define lib_rules
@@ -93,6 +94,12 @@ $(eval $(call so_rules,libtarn,$(call objs,$(O),$(LIB_SRC))))
 # Calls inside the library bind to its own definitions: no PLT hop per call.
 SYMBOLIC := -Wl,-Bsymbolic-functions
 $(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) $(OVERRIDE_SRC)),$(SYMBOLIC)))
+
+# The tarn command (tools/tarn.c): finds the libraries beside itself, or in
+# LIBDIR given as a path relative to BINDIR, as installed.
+LIB_FROM_BIN = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR))
+$(O)/tarn: tools/tarn.c $(HDRS) $(O)/libtarn.a
+	$(CC) $(REL_CFLAGS) -DTARN_LIB_FROM_BIN='"$(LIB_FROM_BIN)"' $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/libtarn.a $(LIBS)
 
 # Tests: one Criterion binary per module, built against the debug and the
 # sanitizer library; per-test extra libraries go in LDLIBS_<name>.
