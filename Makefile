@@ -153,13 +153,17 @@ deps:
 
 # Installs the headers, both static libraries, both shared libraries with
 # their links, tarn.pc, tarn-override.pc and the CMake package
-# (find_package(tarn CONFIG): tarn::tarn, tarn::override). uninstall removes
-# exactly these files, and tarn's own directories once empty.
+# (find_package(tarn CONFIG): tarn::tarn, tarn::override), the tarn command
+# in BINDIR (built again with this install's LIBDIR relative to BINDIR) and
+# libtarn-debug.so, which it preloads, once that library is built.
+# uninstall removes exactly these files, and tarn's own directories once
+# empty.
 SO_FILES := $(foreach l,libtarn libtarn-override,$(l).so.$(VERSION) $(l).so.$(MAJOR) $(l).so)
 INSTALLED := $(INCLUDEDIR)/tarn.h $(addprefix $(INCLUDEDIR)/tarn/,$(notdir $(PUB_HDRS))) \
 	$(addprefix $(LIBDIR)/,libtarn.a libtarn-override.a $(SO_FILES)) \
 	$(addprefix $(LIBDIR)/pkgconfig/,tarn.pc tarn-override.pc) \
-	$(addprefix $(LIBDIR)/cmake/tarn/,tarnConfig.cmake tarnConfigVersion.cmake)
+	$(addprefix $(LIBDIR)/cmake/tarn/,tarnConfig.cmake tarnConfigVersion.cmake) \
+	$(BINDIR)/tarn $(LIBDIR)/libtarn-debug.so
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
 	-e "s|@INC_FROM_LIB@|$$(realpath -m --relative-to=$(LIBDIR) $(INCLUDEDIR))|g"
@@ -176,6 +180,11 @@ install: all
 	$(SUBST) tarn-override.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tarn-override.pc
 	$(SUBST) cmake/tarnConfig.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/tarn/tarnConfig.cmake
 	$(SUBST) cmake/tarnConfigVersion.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/tarn/tarnConfigVersion.cmake
+	$(CC) $(REL_CFLAGS) -DTARN_LIB_FROM_BIN='"$(LIB_FROM_BIN)"' $(USER_CFLAGS) $(LDFLAGS) \
+	    tools/tarn.c -o $(O)/tarn-install $(O)/libtarn.a $(LIBS)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(O)/tarn-install $(DESTDIR)$(BINDIR)/tarn
+	[ ! -f $(O)/libtarn-debug.so ] || install -m 755 $(O)/libtarn-debug.so $(DESTDIR)$(LIBDIR)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
