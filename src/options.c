@@ -277,7 +277,14 @@ int tarn__options_parse(const char *s) {
     return problems;
 }
 
-/* Parses TARN_OPTIONS once; threads arriving meanwhile wait for it. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Parses TARN_OPTIONS once; threads arriving meanwhile wait for it (the
+ * parse is a few microseconds of string work: a spin, no lock to set up). */
 static tarn__noinline void options_read(void) {
     int expect = UNREAD;
     if (atomic_compare_exchange_strong_explicit(&state, &expect, READING, memory_order_acquire,
@@ -287,7 +294,7 @@ static tarn__noinline void options_read(void) {
         atomic_store_explicit(&state, env_ready ? READ : UNREAD, memory_order_release);
         return;
     }
-    while (atomic_load_explicit(&state, memory_order_acquire) == READING) __builtin_ia32_pause();
+    while (atomic_load_explicit(&state, memory_order_acquire) == READING) cpu_relax();
 }
 
 long tarn__option(tarn__option_id_t id) {

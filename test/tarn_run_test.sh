@@ -127,6 +127,16 @@ else
     ok "--leaks sets leaks_exitcode=23 (libtarn-debug.so not built: --check says it cannot find it)"
 fi
 
+# docs/options.md lists each option with the kind and default of the table
+# in src/options.c, as --help-options prints it.
+rows=$(TARN_OPTIONS= "$tarn" run --help-options | awk 'NR > 3 {print $1, $2, $3}')
+[ "$(echo "$rows" | wc -l)" -eq 12 ] || bad "--help-options lists $(echo "$rows" | wc -l) options"
+while read -r name kind def; do
+    [ "$kind" = file ] && def="(stderr)"
+    grep -qF "| \`$name\` | $kind | $def |" docs/options.md || bad "docs/options.md: $name $kind $def"
+done <<<"$rows"
+ok "--help-options and docs/options.md agree on every option's kind and default"
+
 # Each process reports for itself: the parent, two exec'd children and a
 # forked one print their own table, with their own pid.
 out=$("$tarn" run --stats -- "$work/prog" tree 2>&1); got=$?
