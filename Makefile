@@ -39,6 +39,8 @@ DEPS    += python3 sqlite3 git libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 
 # packaging: the clang build, the C++ header check, the installed CMake
 # package, and static linking (libc.a)
 DEPS    += clang g++ cmake libc6-dev
+# the checking layer (libtarn-debug.so): stack capture and symbolization
+DEPS    += libunwind-dev libdw-dev
 
 # The heap (src/heap/) goes into the static libraries as one object, so a
 # program that uses any of it links all of it, the load-time check of
@@ -47,7 +49,9 @@ DEPS    += clang g++ cmake libc6-dev
 # libtarn-override, and stay out of libtarn.
 HEAP_SRC := $(wildcard src/heap/*.c)
 OVERRIDE_SRC := $(wildcard src/override*.c src/override/*.c)
-LIB_SRC := $(filter-out $(OVERRIDE_SRC),$(wildcard src/*.c src/*/*.c))
+# The checking layer (src/debug/) goes only into libtarn-debug.so.
+DEBUG_SRC := $(wildcard src/debug/*.c)
+LIB_SRC := $(filter-out $(OVERRIDE_SRC) $(DEBUG_SRC),$(wildcard src/*.c src/*/*.c))
 REST_SRC := $(filter-out $(HEAP_SRC),$(LIB_SRC))
 HDRS    := $(wildcard include/*.h include/tarn/*.h src/*.h src/*/*.h)
 PUB_HDRS := $(wildcard include/tarn/*.h)
@@ -56,7 +60,8 @@ BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
 .PHONY: all test test-stress test-clang bench deps install uninstall clean
-all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so $(O)/tarn
+all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so $(O)/libtarn-debug.so \
+	$(O)/tarn
 
 # $(call lib_rules,variant-dir,cflags)
 define lib_rules
@@ -94,6 +99,11 @@ $(eval $(call so_rules,libtarn,$(call objs,$(O),$(LIB_SRC))))
 # Calls inside the library bind to its own definitions: no PLT hop per call.
 SYMBOLIC := -Wl,-Bsymbolic-functions
 $(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) $(OVERRIDE_SRC)),$(SYMBOLIC)))
+# libtarn-debug.so: the library, glibc's introspection calls and the
+# checking layer, which exports malloc & co itself (src/debug/entry.c).
+DEBUG_LIBS := -lunwind -ldw -ldl
+$(eval $(call so_rules,libtarn-debug,$(call objs,$(O),$(LIB_SRC) src/override_info.c $(DEBUG_SRC)),$(SYMBOLIC)))
+$(O)/libtarn-debug.so.$(VERSION): LIBS += $(DEBUG_LIBS)
 
 # The tarn command (tools/tarn.c): finds the libraries beside itself, or in
 # LIBDIR given as a path relative to BINDIR, as installed.
