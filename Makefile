@@ -13,6 +13,7 @@ CC      ?= cc
 O       ?= build
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
+BINDIR  ?= $(PREFIX)/bin
 INCLUDEDIR ?= $(PREFIX)/include
 WARN    := -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes
 BASE    := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden $(WARN) -Iinclude -Isrc
@@ -59,7 +60,8 @@ BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
 .PHONY: all test test-stress test-clang bench deps install uninstall clean
-all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so $(O)/libtarn-debug.so
+all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so $(O)/libtarn-debug.so \
+	$(O)/tarn
 
 # $(call lib_rules,variant-dir,cflags)
 define lib_rules
@@ -102,6 +104,12 @@ $(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) $(OVERRIDE_S
 DEBUG_LIBS := -lunwind -ldw -ldl
 $(eval $(call so_rules,libtarn-debug,$(call objs,$(O),$(LIB_SRC) src/override_info.c $(DEBUG_SRC)),$(SYMBOLIC)))
 $(O)/libtarn-debug.so.$(VERSION): LIBS += $(DEBUG_LIBS)
+
+# The tarn command (tools/tarn.c): finds the libraries beside itself, or in
+# LIBDIR given as a path relative to BINDIR, as installed.
+LIB_FROM_BIN = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR))
+$(O)/tarn: tools/tarn.c $(HDRS) $(O)/libtarn.a
+	$(CC) $(REL_CFLAGS) -DTARN_LIB_FROM_BIN='"$(LIB_FROM_BIN)"' $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/libtarn.a $(LIBS)
 
 # Tests: one Criterion binary per module, built against the debug and the
 # sanitizer library; per-test extra libraries go in LDLIBS_<name>.
@@ -159,13 +167,17 @@ deps:
 
 # Installs the headers, both static libraries, both shared libraries with
 # their links, tarn.pc, tarn-override.pc and the CMake package
-# (find_package(tarn CONFIG): tarn::tarn, tarn::override). uninstall removes
-# exactly these files, and tarn's own directories once empty.
+# (find_package(tarn CONFIG): tarn::tarn, tarn::override), the tarn command
+# in BINDIR (built again with this install's LIBDIR relative to BINDIR) and
+# libtarn-debug.so, which it preloads, once that library is built.
+# uninstall removes exactly these files, and tarn's own directories once
+# empty.
 SO_FILES := $(foreach l,libtarn libtarn-override,$(l).so.$(VERSION) $(l).so.$(MAJOR) $(l).so)
 INSTALLED := $(INCLUDEDIR)/tarn.h $(addprefix $(INCLUDEDIR)/tarn/,$(notdir $(PUB_HDRS))) \
 	$(addprefix $(LIBDIR)/,libtarn.a libtarn-override.a $(SO_FILES)) \
 	$(addprefix $(LIBDIR)/pkgconfig/,tarn.pc tarn-override.pc) \
-	$(addprefix $(LIBDIR)/cmake/tarn/,tarnConfig.cmake tarnConfigVersion.cmake)
+	$(addprefix $(LIBDIR)/cmake/tarn/,tarnConfig.cmake tarnConfigVersion.cmake) \
+	$(BINDIR)/tarn $(LIBDIR)/libtarn-debug.so
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
 	-e "s|@INC_FROM_LIB@|$$(realpath -m --relative-to=$(LIBDIR) $(INCLUDEDIR))|g"
@@ -182,6 +194,11 @@ install: all
 	$(SUBST) tarn-override.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tarn-override.pc
 	$(SUBST) cmake/tarnConfig.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/tarn/tarnConfig.cmake
 	$(SUBST) cmake/tarnConfigVersion.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/tarn/tarnConfigVersion.cmake
+	$(CC) $(REL_CFLAGS) -DTARN_LIB_FROM_BIN='"$(LIB_FROM_BIN)"' $(USER_CFLAGS) $(LDFLAGS) \
+	    tools/tarn.c -o $(O)/tarn-install $(O)/libtarn.a $(LIBS)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(O)/tarn-install $(DESTDIR)$(BINDIR)/tarn
+	[ ! -f $(O)/libtarn-debug.so ] || install -m 755 $(O)/libtarn-debug.so $(DESTDIR)$(LIBDIR)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
