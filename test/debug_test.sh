@@ -86,8 +86,9 @@ aborted
 has "tarn: heap buffer underflow: byte -1 of block $(addr block) (16 bytes) overwritten"
 frames allocated make_buffer underflow main
 
-# Found when the block leaves a 64-byte quarantine...
-run check,quarantine=64 write_after_free
+# Found when the block leaves the quarantine (512 bytes: 64 for each of its
+# 8 shards, and one thread frees into one)...
+run check,quarantine=512 write_after_free
 aborted
 has "tarn: write after free: byte 3 of block $(addr block) (32 bytes) changed"
 frames freed write_after_free main

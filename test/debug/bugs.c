@@ -89,7 +89,7 @@ static void write_after_free(void) {
     show("block", p);
     free(p);
     ((char *)launder(p))[3] = 'x';
-    free(make_buffer(64)); /* pushes p out of a 64-byte quarantine */
+    free(make_buffer(64)); /* pushes p out of a quarantine of 64 bytes a shard */
 }
 
 static void realloc_freed(void) {
