@@ -46,7 +46,9 @@ DEPS    += clang g++ cmake libc6-dev
 # libtarn-override, and stay out of libtarn.
 HEAP_SRC := $(wildcard src/heap/*.c)
 OVERRIDE_SRC := $(wildcard src/override*.c src/override/*.c)
-LIB_SRC := $(filter-out $(OVERRIDE_SRC),$(wildcard src/*.c src/*/*.c))
+# The checking layer (src/debug/) goes only into libtarn-debug.so.
+DEBUG_SRC := $(wildcard src/debug/*.c)
+LIB_SRC := $(filter-out $(OVERRIDE_SRC) $(DEBUG_SRC),$(wildcard src/*.c src/*/*.c))
 REST_SRC := $(filter-out $(HEAP_SRC),$(LIB_SRC))
 HDRS    := $(wildcard include/*.h include/tarn/*.h src/*.h src/*/*.h)
 PUB_HDRS := $(wildcard include/tarn/*.h)
@@ -102,6 +104,12 @@ $(O)/debug/test/%: test/%.c test/*.h $(O)/debug/libtarn.a
 $(O)/asan/test/%: test/%.c test/*.h $(O)/asan/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/asan/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
+
+# The leak scan (src/debug/scan*.c) belongs to libtarn-debug.so; its test
+# compiles it in, with the flags of each test build.
+SCAN_SRC := $(wildcard src/debug/scan*.c)
+LDLIBS_test_debug_scan := $(SCAN_SRC)
+$(O)/debug/test/test_debug_scan $(O)/asan/test/test_debug_scan: $(SCAN_SRC)
 
 test: deps all $(addprefix $(O)/debug/test/,$(TESTS)) $(addprefix $(O)/asan/test/,$(TESTS)) test-stress test-clang
 	@test/run.sh $(O)/debug/test $(O)/asan/test $(O)/clang/debug/test
