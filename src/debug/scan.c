@@ -328,9 +328,12 @@ static int stop_and_mark(scan_t *s, const tarn__scan_options_t *opt, uintptr_t h
     return r;
 }
 
-static int scan_marked(tarn__scan_block_t *blocks, size_t n, const tarn__scan_options_t *opt,
-                       uintptr_t here) {
+/* `here`, this function's frame address, lies above its own locals (which
+ * hold block addresses: the scan's state) and below its caller's frame. */
+static tarn__noinline int scan_marked(tarn__scan_block_t *blocks, size_t n,
+                                      const tarn__scan_options_t *opt) {
     static const tarn__scan_options_t defaults;
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     if (!opt) opt = &defaults;
     if (!prepare_blocks(blocks, n)) {
         errno = EINVAL;
@@ -354,16 +357,15 @@ static int scan_marked(tarn__scan_block_t *blocks, size_t n, const tarn__scan_op
 }
 
 /* __builtin_unwind_init spills every callee-saved register into this frame,
- * and `here` lies below those spills: scanning the calling thread's stack
- * from `here` up covers the caller's registers and its frames, and none of
- * the scan's own frames, which hold block addresses of their own. */
+ * which scan_marked's scan of the calling thread's stack starts below: the
+ * caller's registers are scanned with its frames, and none of the scan's
+ * own frames, which hold block addresses of their own, are. */
 tarn__noinline int tarn__scan_mark(tarn__scan_block_t *blocks, size_t n,
                                    const tarn__scan_options_t *opt) {
     __builtin_unwind_init();
     int saved = errno;
-    volatile uintptr_t here = 0;
-    int r = scan_marked(blocks, n, opt, (uintptr_t)&here);
+    int r = scan_marked(blocks, n, opt);
     if (r == 0) errno = saved;
-    here = (uintptr_t)r; /* keeps the frame, and `here` in it, alive until now */
+    __asm__ volatile("" ::: "memory"); /* no tail call: this frame must outlive the scan */
     return r;
 }

@@ -70,7 +70,9 @@ static inline uintptr_t tarn__scan_thread_pointer(void) {
 /* ---- stopping the other threads (scan_stop.c) -------------------------
  * Each other thread gets the signal; its handler saves where its stack
  * is, its thread pointer and its registers, says so, and sleeps until the
- * scan ends. Threads that block the signal never answer: after the wait,
+ * scan ends. Threads that block the signal (their /proc status says so)
+ * are not waited for, and the others at most wait_ms; for those that did
+ * not answer,
  * /proc/self/task/TID/syscall gives the stack pointer of one blocked in a
  * system call, and nothing for one that is running. */
 enum { TARN__THREAD_SENT, TARN__THREAD_STOPPED, TARN__THREAD_LEFT };
@@ -84,6 +86,7 @@ typedef struct tarn__scan_thread {
                                       /proc, 0 if it was running */
     bool answered;                 /* stopped in time: sp, tp, regs are valid */
     bool gone;                     /* exited before it could be stopped */
+    bool blocked;                  /* blocks the signal: not waited for */
     mcontext_t regs;               /* as the signal found them */
 } tarn__scan_thread_t;
 

@@ -73,6 +73,53 @@ static int parse_tid(const char *s) {
     return v;
 }
 
+/* Writes "/proc/self/task/TID/" then name into path (64 bytes). */
+static void task_path(char *path, int tid, const char *name) {
+    char digits[16];
+    size_t at = 0, nd = 0;
+    for (const char *s = "/proc/self/task/"; *s;) path[at++] = *s++;
+    for (int v = tid; v; v /= 10) digits[nd++] = (char)('0' + v % 10);
+    while (nd) path[at++] = digits[--nd];
+    path[at++] = '/';
+    while (*name) path[at++] = *name++;
+    path[at] = 0;
+}
+
+/* Reads a small /proc file whole into text (NUL-terminated); its length,
+ * or -1 with errno. */
+static long read_small(const char *path, char *text, size_t cap) {
+    int fd = tarn__os_open(path, false);
+    if (fd < 0) return -1;
+    long len = 0, r;
+    while ((size_t)len < cap - 1 && (r = tarn__os_read(fd, text + len, cap - 1 - (size_t)len)) > 0)
+        len += r;
+    tarn__os_close(fd);
+    text[len] = 0;
+    return len;
+}
+
+/* True when the thread blocks sig ("SigBlk:" in its status, a hex mask
+ * whose bit sig - 1 stands for sig): it will not answer, so the scan need
+ * not wait for it. */
+static bool blocks_signal(int tid, int sig) {
+    char path[64], text[2048];
+    task_path(path, tid, "status");
+    if (read_small(path, text, sizeof text) <= 0) return false;
+    const char *s = text;
+    while (*s && !(s[0] == 'S' && s[1] == 'i' && s[2] == 'g' && s[3] == 'B' && s[4] == 'l' && s[5] == 'k'))
+        while (*s && *s++ != '\n') {}
+    if (!*s) return false;
+    s += 6;
+    while (*s == ':' || *s == '\t' || *s == ' ') s++;
+    const char *digits = s;
+    while ((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')) s++;
+    int from_end = (sig - 1) / 4; /* the hex digit holding the bit */
+    if (s - digits <= from_end) return false;
+    char c = s[-1 - from_end];
+    int d = c <= '9' ? c - '0' : c - 'a' + 10;
+    return d >> ((sig - 1) % 4) & 1;
+}
+
 /* Adds and signals the thread unless it has a slot already; true when new. */
 static bool add_thread(tarn__scan_world_t *w, int tid) {
     if (find_slot(w, tid)) return false;
@@ -83,6 +130,7 @@ static bool add_thread(tarn__scan_world_t *w, int tid) {
     atomic_store(&t->state, TARN__THREAD_SENT);
     atomic_store_explicit(&w->n, n + 1, memory_order_release);
     if (tarn__os_signal_thread(tid, w->sig) != 0) t->gone = true;
+    else t->blocked = blocks_signal(tid, w->sig);
     return true;
 }
 
@@ -109,7 +157,7 @@ static int signal_new_threads(tarn__scan_world_t *w, int self) {
 /* Waits until every signaled thread answered or wait_ms passed. */
 static void wait_answers(tarn__scan_world_t *w, unsigned wait_ms) {
     uint32_t sent = 0;
-    for (size_t i = 0; i < w->n; i++) sent += !w->t[i].gone;
+    for (size_t i = 0; i < w->n; i++) sent += !w->t[i].gone && !w->t[i].blocked;
     uint64_t deadline = tarn__os_now_ms() + wait_ms;
     for (uint32_t got; (got = atomic_load(&answers)) < sent;) {
         uint64_t now = tarn__os_now_ms();
@@ -122,21 +170,14 @@ static void wait_answers(tarn__scan_world_t *w, unsigned wait_ms) {
  * in a system call, "running" otherwise: the stack pointer or 0. Marks the
  * thread gone when the file is missing. */
 static void read_blocked_sp(tarn__scan_thread_t *t) {
-    char path[64] = "/proc/self/task/", digits[16];
-    size_t at = 16, nd = 0;
-    for (int v = t->tid; v; v /= 10) digits[nd++] = (char)('0' + v % 10);
-    while (nd) path[at++] = digits[--nd];
-    for (const char *s = "/syscall"; *s;) path[at++] = *s++;
-    path[at] = 0;
-    int fd = tarn__os_open(path, false);
-    if (fd < 0) {
+    char path[64], text[256];
+    task_path(path, t->tid, "syscall");
+    long len = read_small(path, text, sizeof text);
+    if (len < 0) {
         t->gone = errno == ENOENT || errno == ESRCH;
         return;
     }
-    char text[256];
-    long len = tarn__os_read(fd, text, sizeof text - 1);
-    tarn__os_close(fd);
-    if (len <= 0 || text[0] == 'r') return;
+    if (len == 0 || text[0] == 'r') return;
     const char *tok[16];
     int ntok = 0;
     for (long i = 0; i < len && ntok < 16; i++)
