@@ -101,8 +101,11 @@ SYMBOLIC := -Wl,-Bsymbolic-functions
 $(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) $(OVERRIDE_SRC)),$(SYMBOLIC)))
 # libtarn-debug.so: the library, glibc's introspection calls and the
 # checking layer, which exports malloc & co itself (src/debug/entry.c).
+# Linked with --no-undefined: a missing symbol fails the build, not the
+# program it is preloaded into.
 DEBUG_LIBS := -lunwind -ldw -ldl
-$(eval $(call so_rules,libtarn-debug,$(call objs,$(O),$(LIB_SRC) src/override_info.c $(DEBUG_SRC)),$(SYMBOLIC) -Wl,--no-undefined))
+DEBUG_LDFLAGS := $(SYMBOLIC) -Wl,--no-undefined
+$(eval $(call so_rules,libtarn-debug,$(call objs,$(O),$(LIB_SRC) src/override_info.c $(DEBUG_SRC)),$(DEBUG_LDFLAGS)))
 $(O)/libtarn-debug.so.$(VERSION): LIBS += $(DEBUG_LIBS)
 
 # The tarn command (tools/tarn.c): finds the libraries beside itself, or in
