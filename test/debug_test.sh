@@ -156,6 +156,13 @@ run leaks=all leak
 [ "$rc" -eq 0 ] || bad "exit status $rc without leaks_exitcode"
 has "tarn: 200 bytes in 1 block still reachable, allocated at:"
 
+# A block held only by the stack of a thread still running at exit is
+# reachable, not lost.
+run leaks=all running
+[ "$rc" -eq 0 ] || bad "exit status $rc"
+has "tarn: 300 bytes in 1 block still reachable, allocated at:"
+hasnt "300 bytes in 1 block definitely lost"
+
 # A C++ program: demangled names.
 if command -v g++ >/dev/null; then
     g++ -g -O0 test/debug/bugs.cc -o "$work/bugscc" || exit 1

@@ -3,9 +3,11 @@
  * nothing). Built with -g -O0 so the stacks name these functions. */
 #include <malloc.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char *held_by_global;
 static char global_array[64];
@@ -122,6 +124,25 @@ static void leak(void) {
     p = NULL;
 }
 
+/* A block only a running thread's stack points to: reachable at exit. */
+static void *holder(void *arg) {
+    char *volatile mine = malloc(300);
+    memset(mine, 2, 300);
+    sem_post(arg);
+    for (;;)
+        pause();
+    return mine;
+}
+
+static void running(void) {
+    static sem_t ready;
+    pthread_t t;
+    sem_init(&ready, 0, 0);
+    pthread_create(&t, NULL, holder, &ready);
+    sem_wait(&ready);
+    printf("exiting with the thread running\n");
+}
+
 static void repeat(void) {
     for (int i = 0; i < 3; i++) {
         char *p = malloc(8);
@@ -187,6 +208,7 @@ int main(int argc, char **argv) {
         {"repeat", repeat},
         {"threads", threads},
         {"clean", clean},
+        {"running", running},
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(argv[1], cases[i].name) == 0) {
