@@ -79,7 +79,8 @@ tarn__dblock_t *tarn__registry_find_locked(tarn__stripe_t *s, const void *user);
 /* 0, or -1 when no memory could be had for the table. */
 int tarn__registry_add_locked(tarn__stripe_t *s, const void *user);
 void tarn__registry_remove_locked(tarn__stripe_t *s, const void *user);
-/* Holds every stripe (fork, the checks at exit). */
+/* Holds every stripe (fork, the checks at exit); nests. While a thread
+ * holds them, its own tarn__registry_lock calls take nothing. */
 void tarn__registry_lock_all(void);
 void tarn__registry_unlock_all(void);
 /* Calls fn on every registered block; the caller holds every stripe. */

@@ -5,7 +5,7 @@
  * STRIPES independent tables, each with its own lock, chosen by a hash of
  * the address, so threads freeing different blocks rarely meet (figures in
  * docs/debug.md). Each table is open-addressed with linear probing over
- * memory from the OS and doubles at 3/4 full. A removal shifts the entries
+ * memory from the OS and doubles at half full. A removal shifts the entries
  * after it back (Knuth's algorithm R, TAOCP 6.4) instead of leaving a
  * tombstone: with blocks freed as fast as they are made, tombstones would
  * fill the table and make every probe long. */
@@ -36,13 +36,22 @@ static uint64_t mix(uintptr_t a) {
     return h;
 }
 
+/* How many tarn__registry_lock_all this thread is inside. A thread holding
+ * every stripe (the checks at exit) still frees: the leak scan's dlsym
+ * frees an old error string, for one. Its single-stripe locks are then
+ * no-ops, since it holds them already and no other thread can run in the
+ * registry. */
+static __thread unsigned held_all __attribute__((tls_model("initial-exec")));
+
 tarn__stripe_t *tarn__registry_lock(const void *user) {
     tarn__stripe_t *s = &stripes[mix((uintptr_t)user) % STRIPES];
-    pthread_mutex_lock(&s->lock);
+    if (!held_all) pthread_mutex_lock(&s->lock);
     return s;
 }
 
-void tarn__registry_unlock(tarn__stripe_t *s) { pthread_mutex_unlock(&s->lock); }
+void tarn__registry_unlock(tarn__stripe_t *s) {
+    if (!held_all) pthread_mutex_unlock(&s->lock);
+}
 
 /* Where the probe for user starts in a table of cap slots. */
 static size_t home(uintptr_t user, size_t cap) { return (mix(user) / STRIPES) & (cap - 1); }
@@ -81,7 +90,7 @@ static int rebuild(tarn__stripe_t *s, size_t cap) {
 }
 
 int tarn__registry_add_locked(tarn__stripe_t *s, const void *user) {
-    if ((s->live + 1) * 4 > s->cap * 3 && rebuild(s, s->cap ? s->cap * 2 : FIRST_SLOTS) != 0)
+    if ((s->live + 1) * 2 > s->cap && rebuild(s, s->cap ? s->cap * 2 : FIRST_SLOTS) != 0)
         return -1;
     put(s->slots, s->cap, (uintptr_t)user);
     s->live++;
@@ -108,13 +117,14 @@ void tarn__registry_remove_locked(tarn__stripe_t *s, const void *user) {
 }
 
 void tarn__registry_lock_all(void) {
-    for (unsigned i = 0; i < STRIPES; i++)
-        pthread_mutex_lock(&stripes[i].lock);
+    if (held_all++) return;
+    for (unsigned i = 0; i < STRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
 }
 
 void tarn__registry_unlock_all(void) {
-    for (unsigned i = STRIPES; i-- > 0;)
-        pthread_mutex_unlock(&stripes[i].lock);
+    tarn_assert(held_all > 0, "unlock_all pairs with lock_all");
+    if (--held_all) return;
+    for (unsigned i = STRIPES; i-- > 0;) pthread_mutex_unlock(&stripes[i].lock);
 }
 
 void tarn__registry_each_locked(void (*fn)(tarn__dblock_t *b, void *arg), void *arg) {
