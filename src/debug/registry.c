@@ -2,39 +2,44 @@
  * found by its user address without touching the address itself (a freed,
  * foreign, stack or unmapped pointer is looked up safely).
  *
- * STRIPES independent tables, each with its own lock, chosen by a hash of
- * the address, so threads freeing different blocks rarely meet (figures in
- * docs/debug.md). Each table is open-addressed with linear probing over
- * memory from the OS and doubles at half full. A removal shifts the entries
- * after it back (Knuth's algorithm R, TAOCP 6.4) instead of leaving a
- * tombstone: with blocks freed as fast as they are made, tombstones would
- * fill the table and make every probe long. */
+ * A bitmap over the address space, one bit per 16 bytes (user addresses
+ * are 16-aligned): the bit of a registered block's user address is set.
+ * The map is split into 4 MiB chunks, each a 32 KiB bitmap from the OS made
+ * when a block is first registered in it, found through one table indexed
+ * by address >> 22 (256 MiB of address space for the 47-bit user space,
+ * committed only where chunks exist). A bitmap keeps neighbours together:
+ * blocks allocated one after the other share cache lines of it, where a
+ * hash table (the first version) took a cache and TLB miss on every add and
+ * lookup (docs/debug.md).
+ *
+ * Locks: STRIPES mutexes, chosen by the 4 KiB page of the address, so the
+ * 64-bit word holding a bit (1 KiB of addresses) is always under one lock.
+ * A block's state changes under its stripe's lock. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "debug/internal.h"
 
 #define STRIPES 64
-#define FIRST_SLOTS 1024
-#define EMPTY ((uintptr_t)0)
+#define CHUNK_SHIFT 22
+#define CHUNK_BITS ((size_t)1 << (CHUNK_SHIFT - 4))
+#define CHUNK_WORDS (CHUNK_BITS / 64)
+#define CHUNKS ((size_t)1 << (47 - CHUNK_SHIFT))
+#define MAX_LISTED ((size_t)1 << 20) /* chunks with a bitmap: 4 TiB of heap */
 
 struct tarn__stripe {
     pthread_mutex_t lock;
-    uintptr_t *slots;
-    size_t cap;  /* slots, a power of two; 0 before the first add */
-    size_t live; /* entries */
 } __attribute__((aligned(64)));
 
 static tarn__stripe_t stripes[STRIPES] = {
     [0 ... STRIPES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
 
-static uint64_t mix(uintptr_t a) {
-    uint64_t h = (uint64_t)a >> 4;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
+/* table[address >> CHUNK_SHIFT]: that chunk's bitmap, or NULL; listed[0,
+ * count): the chunks that have one, for walks. */
+static _Atomic(uint64_t *) *_Atomic table;
+static _Atomic(uintptr_t) *_Atomic listed;
+static _Atomic size_t count;
 
 /* How many tarn__registry_lock_all this thread is inside. A thread holding
  * every stripe (the checks at exit) still frees: the leak scan's dlsym
@@ -42,6 +47,12 @@ static uint64_t mix(uintptr_t a) {
  * no-ops, since it holds them already and no other thread can run in the
  * registry. */
 static __thread unsigned held_all __attribute__((tls_model("initial-exec")));
+
+static uint64_t mix(uintptr_t a) {
+    uint64_t h = (uint64_t)a >> 12;
+    h *= 0xff51afd7ed558ccdull;
+    return h >> 40;
+}
 
 tarn__stripe_t *tarn__registry_lock(const void *user) {
     tarn__stripe_t *s = &stripes[mix((uintptr_t)user) % STRIPES];
@@ -53,84 +64,93 @@ void tarn__registry_unlock(tarn__stripe_t *s) {
     if (!held_all) pthread_mutex_unlock(&s->lock);
 }
 
-/* Where the probe for user starts in a table of cap slots. */
-static size_t home(uintptr_t user, size_t cap) { return (mix(user) / STRIPES) & (cap - 1); }
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The slot holding user, or (when absent) NULL. */
-static uintptr_t *slot_of(tarn__stripe_t *s, uintptr_t user) {
-    if (!s->cap) return NULL;
-    size_t mask = s->cap - 1;
-    for (size_t i = home(user, s->cap);; i = (i + 1) & mask) {
-        if (s->slots[i] == user) return &s->slots[i];
-        if (s->slots[i] == EMPTY) return NULL;
+/* Makes chunk i's bitmap and lists it (once per 4 MiB of address space, so
+ * under one lock); NULL without memory. */
+static tarn__cold uint64_t *chunk_make(size_t i) {
+    pthread_mutex_lock(&list_lock);
+    _Atomic(uint64_t *) *t = atomic_load(&table);
+    if (!t && (t = tarn__os_map(CHUNKS * sizeof *t))) atomic_store(&table, t);
+    _Atomic(uintptr_t) *l = atomic_load(&listed);
+    if (!l && (l = tarn__os_map(MAX_LISTED * sizeof *l))) atomic_store(&listed, l);
+    uint64_t *bits = t ? atomic_load(&t[i]) : NULL;
+    size_t n = atomic_load(&count);
+    if (t && l && !bits && n < MAX_LISTED && (bits = tarn__os_map(CHUNK_WORDS * sizeof *bits))) {
+        atomic_store(&l[n], i);
+        atomic_store(&count, n + 1);
+        atomic_store_explicit(&t[i], bits, memory_order_release);
     }
+    pthread_mutex_unlock(&list_lock);
+    return bits;
 }
+
+/* The bitmap of the chunk holding a, or NULL (make: made if missing). */
+static uint64_t *chunk(uintptr_t a, bool make) {
+    size_t i = a >> CHUNK_SHIFT;
+    if (i >= CHUNKS) return NULL;
+    _Atomic(uint64_t *) *t = atomic_load_explicit(&table, memory_order_acquire);
+    uint64_t *bits = t ? atomic_load_explicit(&t[i], memory_order_acquire) : NULL;
+    return bits || !make ? bits : chunk_make(i);
+}
+
+static size_t bit_of(uintptr_t a) { return (a >> 4) & (CHUNK_BITS - 1); }
 
 tarn__dblock_t *tarn__registry_find_locked(tarn__stripe_t *s, const void *user) {
-    return slot_of(s, (uintptr_t)user) ? tarn__dblock_of(user) : NULL;
-}
-
-/* Puts user in the first free slot of a table known to have one. */
-static void put(uintptr_t *slots, size_t cap, uintptr_t user) {
-    size_t mask = cap - 1, i = home(user, cap);
-    while (slots[i] != EMPTY) i = (i + 1) & mask;
-    slots[i] = user;
-}
-
-/* A table of cap slots holding the entries; 0, or -1 with no memory. */
-static int rebuild(tarn__stripe_t *s, size_t cap) {
-    uintptr_t *fresh = tarn__os_map(cap * sizeof *fresh);
-    if (!fresh) return -1;
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i] != EMPTY) put(fresh, cap, s->slots[i]);
-    if (s->slots) tarn__os_unmap(s->slots, s->cap * sizeof *s->slots);
-    s->slots = fresh;
-    s->cap = cap;
-    return 0;
+    (void)s;
+    uintptr_t a = (uintptr_t)user;
+    uint64_t *bits = a & 15 ? NULL : chunk(a, false);
+    if (!bits) return NULL;
+    size_t b = bit_of(a);
+    return bits[b / 64] >> (b % 64) & 1 ? tarn__dblock_of(user) : NULL;
 }
 
 int tarn__registry_add_locked(tarn__stripe_t *s, const void *user) {
-    if ((s->live + 1) * 2 > s->cap && rebuild(s, s->cap ? s->cap * 2 : FIRST_SLOTS) != 0)
-        return -1;
-    put(s->slots, s->cap, (uintptr_t)user);
-    s->live++;
+    (void)s;
+    uintptr_t a = (uintptr_t)user;
+    tarn_assert(!(a & 15), "user addresses are 16-aligned");
+    uint64_t *bits = chunk(a, true);
+    if (!bits) return -1;
+    size_t b = bit_of(a);
+    bits[b / 64] |= (uint64_t)1 << (b % 64);
     return 0;
 }
 
-/* Empties slot i, moving back each later entry of its run whose probe
- * starts at or before the hole, so every entry stays reachable from its
- * home slot. */
 void tarn__registry_remove_locked(tarn__stripe_t *s, const void *user) {
-    uintptr_t *slot = slot_of(s, (uintptr_t)user);
-    tarn_assert(slot != NULL, "only registered blocks are removed");
-    size_t mask = s->cap - 1, hole = (size_t)(slot - s->slots);
-    for (size_t j = (hole + 1) & mask; s->slots[j] != EMPTY; j = (j + 1) & mask) {
-        size_t h = home(s->slots[j], s->cap);
-        /* the entry may move to the hole unless its home lies in (hole, j] */
-        bool stays = hole <= j ? (h > hole && h <= j) : (h > hole || h <= j);
-        if (stays) continue;
-        s->slots[hole] = s->slots[j];
-        hole = j;
-    }
-    s->slots[hole] = EMPTY;
-    s->live--;
+    (void)s;
+    uintptr_t a = (uintptr_t)user;
+    uint64_t *bits = chunk(a, false);
+    tarn_assert(bits != NULL, "only registered blocks are removed");
+    size_t b = bit_of(a);
+    bits[b / 64] &= ~((uint64_t)1 << (b % 64));
 }
 
 void tarn__registry_lock_all(void) {
     if (held_all++) return;
-    for (unsigned i = 0; i < STRIPES; i++) pthread_mutex_lock(&stripes[i].lock);
+    for (unsigned i = 0; i < STRIPES; i++)
+        pthread_mutex_lock(&stripes[i].lock);
 }
 
 void tarn__registry_unlock_all(void) {
     tarn_assert(held_all > 0, "unlock_all pairs with lock_all");
     if (--held_all) return;
-    for (unsigned i = STRIPES; i-- > 0;) pthread_mutex_unlock(&stripes[i].lock);
+    for (unsigned i = STRIPES; i-- > 0;)
+        pthread_mutex_unlock(&stripes[i].lock);
 }
 
 void tarn__registry_each_locked(void (*fn)(tarn__dblock_t *b, void *arg), void *arg) {
-    for (unsigned i = 0; i < STRIPES; i++)
-        for (size_t j = 0; j < stripes[i].cap; j++)
-            if (stripes[i].slots[j] != EMPTY) fn(tarn__dblock_of((void *)stripes[i].slots[j]), arg);
+    _Atomic(uint64_t *) *t = atomic_load(&table);
+    _Atomic(uintptr_t) *l = atomic_load(&listed);
+    size_t n = l ? atomic_load(&count) : 0;
+    for (size_t k = 0; k < n; k++) {
+        uintptr_t i = atomic_load(&l[k]);
+        uint64_t *bits = atomic_load(&t[i]);
+        for (size_t w = 0; w < CHUNK_WORDS; w++)
+            for (uint64_t word = bits[w]; word; word &= word - 1) {
+                uintptr_t user = (i << CHUNK_SHIFT) + (w * 64 + (size_t)__builtin_ctzll(word)) * 16;
+                fn(tarn__dblock_of((void *)user), arg);
+            }
+    }
 }
 
 typedef struct containing {
