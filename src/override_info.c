@@ -34,7 +34,7 @@ static struct mallinfo2 info_of(const tarn_heap_stats_t *s) {
 
 TARN_API struct mallinfo2 mallinfo2(void) {
     tarn_heap_stats_t s;
-    tarn_heap_stats(&s);
+    tarn__heap_stats_quick(&s);
     return info_of(&s);
 }
 
@@ -68,8 +68,8 @@ TARN_API void malloc_stats(void) {
              "Total (incl. mmap):\n"
              "system bytes     = %10zu\n"
              "in use bytes     = %10zu\n"
-             "max mmap regions = %10zu\n"
-             "max mmap bytes   = %10zu\n",
+             "mmap regions     = %10zu\n"
+             "mmap bytes       = %10zu\n",
              m.arena, m.uordblks, s.mapped, s.allocated, m.hblks, m.hblkhd);
     fputs(buf, stderr);
     tarn_stats_print(stderr);
@@ -80,7 +80,7 @@ TARN_API void malloc_stats(void) {
 TARN_API int malloc_info(int options, FILE *fp) {
     if (options != 0) return EINVAL;
     tarn_heap_stats_t s;
-    tarn_heap_stats(&s);
+    tarn__heap_stats_quick(&s);
     struct mallinfo2 m = info_of(&s);
     fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
     for (unsigned cls = 0; cls < TARN_HEAP_CLASSES; cls++) {

@@ -92,9 +92,10 @@ typedef struct tarn_heap_stats {
     size_t purges;         /* madvise calls, so far */
     size_t unmapped_bytes; /* given back with munmap, so far */
     size_t unmaps;         /* munmap calls, so far */
-    size_t segments;       /* 4 MiB segments mapped, cached ones included */
+    size_t segments;       /* 4 MiB segments of pages and large blocks' mappings, cached ones
+                            * included */
     size_t cached_segments;
-    size_t large_blocks;   /* blocks of a segment each (above 128 KiB) */
+    size_t large_blocks;   /* blocks of a mapping each, above 128 KiB up to huge */
     size_t large_bytes;
     size_t huge_blocks;    /* blocks of a mapping each (above 4 MiB - 64 KiB, or aligned to 4 MiB or more) */
     size_t huge_bytes;

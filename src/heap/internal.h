@@ -391,6 +391,9 @@ static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
 
 /* stats.c: raises the peak of in_use to what it is now. */
 void tarn__peak_note(void);
+/* tarn_heap_stats without `resident` (left 0): for mallinfo & co, which do
+ * not report it, so their walk makes no mincore call. */
+void tarn__heap_stats_quick(tarn_heap_stats_t *out);
 
 /* h took (add) or gave back (sub) n bytes of pages or large blocks. */
 static inline void tarn__live_add(tarn__heap_t *h, size_t n) {

@@ -103,7 +103,6 @@ static void count_segment(const tarn__segment_t *seg, void *arg) {
     size_t os_page = tarn__os_page_size(), size = LOAD(seg->size);
     unsigned kind = LOAD(seg->kind), next = LOAD(seg->page_next);
     s->mapped += size;
-    s->resident += tarn__os_resident((void *)seg, size);
     if (kind == TARN__SEG_HUGE) {
         s->huge_blocks++;
         s->huge_bytes += LOAD(seg->pages[0].block_size);
@@ -137,12 +136,20 @@ static void count_segment(const tarn__segment_t *seg, void *arg) {
     s->committed += max_size(tarn__align_up(bytes, os_page), LOAD(pg->touched));
 }
 
-void tarn_heap_stats(tarn_heap_stats_t *out) {
+/* The same, and what the segment holds resident: one mincore call each,
+ * the costly part of a walk, which other threads' unmaps wait for. */
+static void count_segment_resident(const tarn__segment_t *seg, void *arg) {
+    tarn_heap_stats_t *s = arg;
+    s->resident += tarn__os_resident((void *)seg, LOAD(seg->size));
+    count_segment(seg, arg);
+}
+
+static void stats_read(tarn_heap_stats_t *out, bool resident) {
     tarn__heap_counters_t *c = &tarn__counters;
     memset(out, 0, sizeof *out);
     for (unsigned cls = 0; cls < TARN__CLASSES; cls++)
         out->classes[cls].block_size = tarn__class_size(cls);
-    tarn__segment_each(count_segment, out);
+    tarn__segment_each(resident ? count_segment_resident : count_segment, out);
     /* Blocks aligned to 4 MiB or more: outside the map, counted whole. */
     size_t far = atomic_load_explicit(&c->far_bytes, memory_order_relaxed);
     out->huge_blocks += atomic_load_explicit(&c->far_blocks, memory_order_relaxed);
@@ -161,6 +168,10 @@ void tarn_heap_stats(tarn_heap_stats_t *out) {
     out->unmaps = atomic_load_explicit(&c->unmaps, memory_order_relaxed);
     out->heaps = atomic_load_explicit(&c->heaps, memory_order_relaxed);
 }
+
+void tarn_heap_stats(tarn_heap_stats_t *out) { stats_read(out, true); }
+
+void tarn__heap_stats_quick(tarn_heap_stats_t *out) { stats_read(out, false); }
 
 #define MIB(x) ((double)(x) / (1 << 20))
 
