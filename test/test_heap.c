@@ -60,7 +60,7 @@ Test(heap_classes, every_size_round_trips) {
         cr_assert(cs >= s, "size %zu -> class %u of %zu", s, c, cs);
         cr_assert(c == 0 || tarn__class_size(c - 1) < s, "size %zu not in its smallest class", s);
         if (s > 128) cr_assert(cs - s <= cs / 8, "waste of %zu in %zu above 12.5%%", s, cs);
-        if (s > 8) cr_assert_eq(cs % 16, 0, "class %zu breaks 16-byte alignment", cs);
+        cr_assert_eq(cs % 16, 0, "class %zu breaks 16-byte alignment", cs);
     }
     for (unsigned c = 0; c < TARN__CLASSES; c++)
         cr_assert_eq(tarn__size_class(tarn__class_size(c)), c);
@@ -74,7 +74,7 @@ Test(heap_api, malloc_at_edge_sizes) {
         cr_assert_not_null(p, "malloc(%zu)", sizes[i]);
         size_t u = tarn_usable_size(p);
         cr_assert(u >= sizes[i], "usable %zu < %zu", u, sizes[i]);
-        cr_assert_eq((uintptr_t)p % (sizes[i] > 8 ? 16 : 8), 0, "malloc(%zu) = %p", sizes[i], p);
+        cr_assert_eq((uintptr_t)p % 16, 0, "malloc(%zu) = %p", sizes[i], p);
         fill_and_check(p, u < 256 * KiB ? u : 256 * KiB, (unsigned char)i);
         ((char *)p)[u - (u > 0)] = 1;
         tarn_free(p);

@@ -187,6 +187,24 @@ Test(heap_foreign, a_double_free_into_a_full_cache_is_reported) {
     expect_report("double free of");
 }
 
+/* The same for the first block cached, with others cached after it (the
+ * A-B-A pattern, which a check of the cache's head alone let through). */
+static void *free_first_again(void *arg) {
+    int n = (int)(intptr_t)arg;
+    void *own = free_theirs(SIZE, n);
+    tarn_free(theirs[0]);
+    cr_assert_eq(held(), (size_t)n);
+    cr_assert(!owner_has_remote_frees());
+    tarn_free(own);
+    return NULL;
+}
+
+Test(heap_foreign, a_double_free_under_other_cached_blocks_is_reported) {
+    test_capture_errors();
+    run_with(free_first_again, (void *)(intptr_t)8);
+    expect_report("double free of");
+}
+
 /* While the cache is switched on, a queue change for the class (here its
  * front page filling up and leaving the queue) leaves the slots on it. */
 static void *queue_change_while_on(void *arg) {

@@ -28,8 +28,8 @@ extern "C" {
 #define TARN_RESIZE_(...)
 #endif
 
-TARN_API void *tarn_malloc(size_t size) TARN_MALLOC_(alloc_size(1)); /* 16-aligned (8 for size <= 8); NULL+ENOMEM */
-TARN_API void tarn_free(void *p);                   /* NULL is fine; reports foreign pointers, double frees */
+TARN_API void *tarn_malloc(size_t size) TARN_MALLOC_(alloc_size(1)); /* 16-aligned; NULL+ENOMEM */
+TARN_API void tarn_free(void *p);                   /* NULL is fine; reports double, interior, foreign frees */
 /* Alignments up to 64 KiB come from a size class that is a multiple of them; larger ones get a
  * mapping of their own. From 4 MiB on, any number of blocks may be live; each free, realloc or
  * usable size of one takes a process-wide lock. */
@@ -66,7 +66,7 @@ TARN_API size_t tarn_collect(bool force);
  * thread's heap, at the owner's next slow-path call for a free from another
  * thread, and only when that thread reuses it, exits or calls
  * tarn_collect(true) for a block another thread keeps for reuse. */
-#define TARN_HEAP_CLASSES 89
+#define TARN_HEAP_CLASSES 88
 
 typedef struct tarn_heap_class_stats {
     size_t block_size;  /* bytes of each block of the class */

@@ -68,7 +68,7 @@ void *tarn_calloc(size_t n, size_t size) {
 
 /* align is a power of two; everything at most 16 is what malloc gives. */
 static void *malloc_aligned(size_t align, size_t size) {
-    if (align <= 8 || (align <= 16 && size > 8)) return tarn__heap_malloc(size);
+    if (align <= 16) return tarn__heap_malloc(size);
     if (size > TARN__REQUEST_MAX || align > TARN__REQUEST_MAX / 2) return fail_nomem();
     tarn__heap_t *h = heap_ready(tarn__tls_heap);
     if (!h) return fail_nomem();
@@ -123,6 +123,7 @@ size_t tarn_usable_size(const void *p) {
     }
     tarn__segment_t *seg = tarn__segment_of(p);
     tarn__page_t *pg = tarn__page_of(seg, p);
+    if (!tarn__block_check(seg, pg, p, "usable size")) return 0;
     if (seg->kind >= TARN__SEG_LARGE) return tarn__large_usable(pg, p);
     return pg->block_size;
 }
@@ -203,6 +204,7 @@ static bool realloc_stays(tarn__segment_t *seg, tarn__page_t *pg, size_t size) {
 static void *realloc_known(void *p, size_t size) {
     tarn__segment_t *seg = tarn__segment_of(p);
     tarn__page_t *pg = tarn__page_of(seg, p);
+    if (!tarn__block_check(seg, pg, p, "realloc")) return NULL;
     size_t usable;
     if (seg->kind >= TARN__SEG_LARGE) {
         void *q = tarn__large_realloc(seg, pg, p, size);

@@ -51,19 +51,15 @@ static bool foreign_room(tarn__heap_t *h) {
     return h->foreign_held < TARN__FOREIGN_TOTAL;
 }
 
-/* Keeps block b of another heap's page pg for h's own allocations of its
- * class; false (b still to be freed) when h does not allocate that class (no
- * page of it queued, no cache of it going) or holds enough. A free of the
- * block last kept is reported and dropped. */
+/* Keeps block b (checked and marked free) of another heap's live page pg
+ * for h's own allocations of its class; false (b still to be freed) when h
+ * does not allocate that class (no page of it queued, no cache of it going)
+ * or holds enough. A second free of a block kept here finds it marked. */
 bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
     unsigned cls = pg->cls;
-    if (!pg->block_size || cls >= TARN__DIRECT_CLASSES) return false;
+    if (cls >= TARN__DIRECT_CLASSES) return false;
     tarn__page_t *f = &h->foreign[cls];
     if (!h->queues[cls].first && !f->free && !f->dirty) return false;
-    if (b == f->free) {
-        tarn__report_double(b, pg->block_size, tarn__segment_of(b)->heap);
-        return true;
-    }
     uint32_t held = f->capacity - f->used;
     if (held >= TARN__FOREIGN_MAX || !foreign_room(h)) return false;
     b->next = f->free;
@@ -96,7 +92,7 @@ void tarn__foreign_flush(tarn__heap_t *h) {
             tarn__block_t *b = f->free;
             f->free = b->next;
             tarn__segment_t *seg = tarn__segment_of(b);
-            tarn__free_remote(seg, tarn__page_of(seg, b), b);
+            tarn__remote_push(seg, tarn__page_of(seg, b), b); /* still marked free */
         }
         tarn__foreign_switch(h, cls, false);
     }

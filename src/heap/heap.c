@@ -20,6 +20,8 @@
 __thread tarn__heap_t *tarn__tls_heap __attribute__((tls_model("initial-exec"))) =
     &tarn__empty_heap;
 
+uintptr_t tarn__heap_secret;
+
 static tarn__page_t empty_foreign[TARN__DIRECT_CLASSES];
 
 tarn__heap_t tarn__empty_heap = {
@@ -154,6 +156,9 @@ __attribute__((constructor)) static void heap_load(void) { atfork_register(); }
 tarn__heap_t *tarn__heap_init_thread(void) {
     pthread_once(&key_once, make_key);
     pthread_mutex_lock(&heaps_lock);
+    /* Before any heap hands out a block, so every block is marked with the
+     * same key; never 0, so it is drawn once. */
+    if (!tarn__heap_secret) tarn__heap_secret = (uintptr_t)tarn__os_random() | 1;
     tarn__heap_t *h = heap_adopt_locked();
     if (!h) h = heap_new_locked();
     pthread_mutex_unlock(&heaps_lock);

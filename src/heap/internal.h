@@ -24,8 +24,9 @@
  * until the owner collects them; so used == 0 means nobody holds a block.
  *
  * Ownership: only the owning thread touches a page's plain fields, except
- * block_size, cls and start (fixed while the page is in use, read by remote
- * freers). Other threads only push onto thread_free and heap->remote_pages.
+ * the ones on its remote line (block_size, cls and the copies for the free
+ * checks), which remote freers read. Other threads only push onto
+ * thread_free and heap->remote_pages.
  * A block another thread frees may instead wait in that thread's foreign
  * cache (foreign.c) and be handed out again by it: it stays counted in its
  * page's used all along, as if it had never been freed.
@@ -129,34 +130,50 @@
 #define TARN__RETIRE_CALLS 16
 
 /* ---- size classes ------------------------------------------------------
- * Class 0 holds 8 bytes; classes 1..8 are multiples of 16 up to 128; above
+ * Classes 0..7 are multiples of 16 up to 128 (no 8-byte class: a free block
+ * carries its freed marker in its second word, see tarn__block_t); above
  * that each doubling has 8 classes (m << s, 9 <= m <= 16), so the rounding
  * waste is below 12.5% past 128 bytes and below 16 bytes under it. */
 static inline unsigned tarn__size_class(size_t size) {
-    if (size <= 8) return 0;
-    if (size <= 128) return (unsigned)((size + 15) >> 4);
+    if (size <= 16) return 0;
+    if (size <= 128) return (unsigned)((size - 1) >> 4);
     size_t s = size - 1;
     unsigned w = 63u - (unsigned)__builtin_clzll(s);
-    return (w - 7) * 8 + (unsigned)(s >> (w - 3)) + 1;
+    return (w - 7) * 8 + (unsigned)(s >> (w - 3));
 }
 
 static inline size_t tarn__class_size(unsigned cls) {
-    if (cls == 0) return 8;
-    if (cls <= 8) return (size_t)cls << 4;
-    unsigned k = cls - 9;
+    if (cls < 8) return (size_t)(cls + 1) << 4;
+    unsigned k = cls - 8;
     return (size_t)(9 + k % 8) << (7 + k / 8 - 3);
 }
 
 /* tarn__size_class(MEDIUM_MAX) + 1 and tarn__size_class(SMALL_MAX) + 1;
  * test_heap.c checks both against the functions. */
-#define TARN__CLASSES 89
-#define TARN__SMALL_CLASSES 57
-#define TARN__DIRECT_CLASSES 33 /* tarn__size_class(DIRECT_MAX) + 1 */
+#define TARN__CLASSES 88
+#define TARN__SMALL_CLASSES 56
+#define TARN__DIRECT_CLASSES 32 /* tarn__size_class(DIRECT_MAX) + 1 */
 
 /* ---- blocks, pages, segments, heaps ------------------------------------ */
+/* A block on any free list (a page's free, local_free or thread_free, a
+ * foreign cache) or carved but not yet handed out has `freed` ==
+ * tarn__block_key(b); tarn__page_pop clears it as it hands the block out.
+ * A free that finds the key already there is a double free (glibc's tcache
+ * marks its chunks the same way). The key mixes the block's own address
+ * with a per-process secret, so data copied out of a free block does not
+ * mark its copy as free, and a program cannot forge it by accident. */
 typedef struct tarn__block {
     struct tarn__block *next;
+    uintptr_t freed;
 } tarn__block_t;
+
+/* Set once, before the first heap hands out a block (heap.c). Hidden: the
+ * fast free reads it directly, not through the GOT. */
+extern uintptr_t tarn__heap_secret __attribute__((visibility("hidden")));
+
+static inline uintptr_t tarn__block_key(const tarn__block_t *b) {
+    return tarn__heap_secret ^ (uintptr_t)b;
+}
 
 /* A page in use has LIVE set. An unused page has it clear, and so has the
  * all-zero header of a page never set up, so a free of a pointer into
@@ -167,19 +184,24 @@ enum {
     TARN__PAGE_LIVE = 0x80,
 };
 
+/* The first cache line holds what the fast paths read: malloc pops free;
+ * free checks the pointer against start, div_magic and carved_limit (see
+ * tarn__block_fits), then pushes onto local_free. */
 typedef struct tarn__page {
     tarn__block_t *free;       /* next blocks to hand out */
     tarn__block_t *local_free; /* blocks the owner freed since the last swap */
+    uint8_t *start;
+    uint64_t div_magic; /* tarn__div_magic(block_size) */
     uint32_t used;
     uint8_t flags; /* anything but LIVE alone sends a same-thread free to the slow path */
     uint8_t index; /* in its segment */
     uint8_t dirty; /* unused but still committed: on the heap's purge queue
                     * (in a foreign cache: the direct slots point at it) */
     uint8_t retire_ttl; /* empty but kept: slow-path calls left before release */
+    uint32_t carved_limit; /* capacity * tarn__div_step(block_size) */
     uint32_t capacity;
     uint32_t reserved;
     uint32_t touched; /* bytes of the page that may still be committed */
-    uint8_t *start;
     struct tarn__page *next, *prev; /* class queue, or segment's unused list */
     struct tarn__page *purge_next, *purge_prev;
     uint64_t freed_ms;
@@ -188,8 +210,20 @@ typedef struct tarn__page {
     _Alignas(64) _Atomic(tarn__block_t *) thread_free;
     struct tarn__page *remote_next; /* in heap->remote_pages */
     size_t block_size; /* 0 while unused */
+    /* Copies of start, div_magic and carved_limit for the checks of other
+     * threads, so they do not read the line the owner writes on every malloc
+     * and free. remote_limit only grows while the page is in use; relaxed is
+     * enough, as a block a thread holds was carved before it was handed
+     * over. */
+    uint8_t *remote_start;
+    uint64_t remote_div_magic;
+    _Atomic uint32_t remote_limit;
     uint8_t cls;
 } tarn__page_t;
+
+_Static_assert(offsetof(tarn__page_t, touched) < 64, "the fast paths' fields share one line");
+_Static_assert(offsetof(tarn__page_t, cls) < offsetof(tarn__page_t, thread_free) + 64,
+               "a remote freer reads one line of the page");
 
 enum { TARN__SEG_SMALL, TARN__SEG_MID, TARN__SEG_MEDIUM, TARN__SEG_LARGE, TARN__SEG_HUGE };
 
@@ -304,8 +338,50 @@ static inline bool tarn__segment_spared(const tarn__heap_t *h, const tarn__segme
 static inline tarn__block_t *tarn__page_pop(tarn__page_t *pg) {
     tarn__block_t *b = pg->free;
     pg->free = b->next;
+    b->freed = 0;
     pg->used++;
     return b;
+}
+
+/* ---- block starts: one multiply, one compare ---------------------------
+ * For blocks of size d and the offset n of a pointer from the page start,
+ * let M = div_magic(d) and q = n * M mod 2^64. Lemire, Kaser and Kurz
+ * ("Faster remainder by direct computation", 2019) show that with
+ * c = UINT64_MAX / d + 1, d divides a 32-bit n iff n * c mod 2^64 < c. We
+ * use more of it: for n = k * d, q = k * e with e = d * M mod 2^64 (the
+ * step, 1 <= e <= d), while any other n < 2^32 gives q >= 2^64 / d (at
+ * least 2^47 here), far above any k * e (below 2^32). (M = c + 1 when d is
+ * a power of two, whose c gives e = 0; then q = n for a block start.) So
+ * q < capacity * e says at once that p is a block start and that its block
+ * was carved. A pointer below the page start (in the header span before a
+ * mid or medium page 0) wraps to a huge n, which also lands above:
+ * test_heap_misuse.c checks every offset of every class, from 64 KiB before
+ * the page to its end. */
+static inline uint64_t tarn__div_magic(size_t d) {
+    uint64_t c = UINT64_MAX / d + 1;
+    return c + tarn__is_pow2(d);
+}
+
+static inline uint64_t tarn__div_step(size_t d) { return (uint64_t)d * tarn__div_magic(d); }
+
+/* Whether b may be freed into a page whose blocks start at `start`: the
+ * start of a block carved (q below `limit`) and not already free. */
+static inline bool tarn__block_fits(const uint8_t *start, uint64_t div_magic, uint64_t limit,
+                                    const tarn__block_t *b) {
+    uint64_t n = (uintptr_t)b - (uintptr_t)start;
+    return n * div_magic < limit && b->freed != tarn__block_key(b);
+}
+
+/* tarn__block_fits for pg's owner, from the fields on its first line. */
+static inline bool tarn__block_freeable(const tarn__page_t *pg, const tarn__block_t *b) {
+    return tarn__block_fits(pg->start, pg->div_magic, pg->carved_limit, b);
+}
+
+/* tarn__block_fits for any thread, from the copies on the remote line; exact
+ * unless another thread frees b at the same moment. */
+static inline bool tarn__block_freeable_remote(const tarn__page_t *pg, const tarn__block_t *b) {
+    return tarn__block_fits(pg->remote_start, pg->remote_div_magic,
+                            atomic_load_explicit(&pg->remote_limit, memory_order_relaxed), b);
 }
 
 static inline tarn__page_t *tarn__page_of(tarn__segment_t *seg, const void *p) {
@@ -362,8 +438,12 @@ size_t tarn__heap_collect_all_abandoned(bool all);
 void tarn__free_generic(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
 void tarn__free_unknown(void *p);
 void tarn__heap_collect_remote(tarn__heap_t *h);
-void tarn__free_remote(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
-void tarn__report_double(void *p, size_t size, tarn__heap_t *h);
+/* Pushes b, already marked free, onto its page's thread_free: for blocks
+ * moved, not freed (the foreign cache giving its blocks back). */
+void tarn__remote_push(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
+/* tarn__block_check's slow path: large and huge blocks, and reports. */
+bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
+                            const char *op);
 
 /* foreign.c: blocks of other heaps a thread freed, kept for its reuse. */
 /* Keeps b (of another heap's page pg) in h's cache; false: free it as usual. */
@@ -385,6 +465,9 @@ void *tarn__alloc_class(tarn__heap_t *h, unsigned cls, bool exact);
 /* large.c: blocks above MEDIUM_MAX; `align` is a power of two. */
 void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero);
 void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p);
+/* Whether p is the large or huge block of pg; if not, reports as
+ * tarn__block_check does. */
+bool tarn__large_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op);
 void *tarn__large_realloc(tarn__segment_t *seg, tarn__page_t *pg, void *p, size_t size);
 size_t tarn__large_usable(tarn__page_t *pg, const void *p);
 
@@ -404,6 +487,18 @@ void tarn__purge_enforce(tarn__heap_t *h);
 /* Sets the floor of every heap's budget (TARN__DIRTY_MIN by default). */
 void tarn__purge_set_floor(size_t bytes);
 
+/* Whether p is a block in use (of any kind); if not, reports "<op> of p,
+ * ..." and returns false. Inline, as realloc and usable_size check on every
+ * call (out of line, the call cost more than the check: docs/heap.md). */
+static inline bool tarn__block_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
+                                     const char *op) {
+    if (tarn__likely(seg->kind < TARN__SEG_LARGE && pg->block_size &&
+                     (seg->heap == tarn__tls_heap ? tarn__block_freeable(pg, p)
+                                                  : tarn__block_freeable_remote(pg, p))))
+        return true;
+    return tarn__block_check_slow(seg, pg, p, op);
+}
+
 /* ---- fast paths (inlined into tarn_malloc/tarn_free and malloc/free) ---- */
 
 /* One load of the direct table, one of the page: no lock, no atomic. */
@@ -417,8 +512,8 @@ static inline void *tarn__heap_malloc(size_t size) {
 }
 
 /* Same-thread free pushes onto the page's local list; anything unusual
- * (other thread, full or unused page, large block, repeated free) goes to
- * tarn__free_generic. */
+ * (other thread, full or unused page, large block, a pointer that is not a
+ * block in use) goes to tarn__free_generic, which reports misuse. */
 static inline void tarn__heap_free(void *p) {
     uintptr_t a = (uintptr_t)p;
     if (tarn__unlikely(!tarn__segment_known(a))) {
@@ -429,8 +524,9 @@ static inline void tarn__heap_free(void *p) {
     tarn__page_t *pg = tarn__page_of(seg, p);
     tarn__block_t *b = p;
     if (tarn__likely(seg->heap == tarn__tls_heap && pg->flags == TARN__PAGE_LIVE &&
-                     b != pg->local_free)) {
+                     tarn__block_freeable(pg, b))) {
         b->next = pg->local_free;
+        b->freed = tarn__block_key(b);
         pg->local_free = b;
         if (tarn__unlikely(--pg->used == 0)) tarn__page_empty(seg->heap, pg);
         return;

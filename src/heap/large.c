@@ -78,13 +78,30 @@ void *tarn__large_alloc(tarn__heap_t *h, size_t size, size_t align, bool zero) {
     return p;
 }
 
+/* A single block's page starts at the block itself (single_setup), so any
+ * other pointer, which a free would take for the block, is refused. */
+bool tarn__large_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op) {
+    const uint8_t *q = p;
+    if ((pg->flags & TARN__PAGE_LIVE) && q == pg->start) return true;
+    void *h = seg->heap;
+    size_t usable = pg->block_size;
+    if (!(pg->flags & TARN__PAGE_LIVE) && !strcmp(op, "free"))
+        tarn__report("double free of %p (large block) in heap %p", p, h);
+    else if (!(pg->flags & TARN__PAGE_LIVE))
+        tarn__report("%s of %p, a large block already freed, in heap %p", op, p, h);
+    else if (q > pg->start && q < pg->start + usable)
+        tarn__report("%s of %p, an interior pointer %zu bytes into a block of %zu at %p", op, p,
+                     (size_t)(q - pg->start), usable, (void *)pg->start);
+    else
+        tarn__report("%s of %p, which is not a block tarn handed out (a block of %zu at %p)", op,
+                     p, usable, (void *)pg->start);
+    return false;
+}
+
 void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
+    if (!tarn__large_check(seg, pg, p, "free")) return;
     if (seg->kind == TARN__SEG_HUGE) {
         huge_free(seg);
-        return;
-    }
-    if (!(pg->flags & TARN__PAGE_LIVE)) {
-        tarn__report("double free of %p (large block) in heap %p", p, (void *)seg->heap);
         return;
     }
     tarn__live_sub(seg->heap, pg->block_size);

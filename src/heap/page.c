@@ -59,22 +59,31 @@ static void page_init(tarn__page_t *pg, unsigned cls) {
     pg->block_size = bs;
     pg->cls = (uint8_t)cls;
     pg->flags = TARN__PAGE_LIVE;
-    pg->used = pg->capacity = 0;
+    pg->div_magic = pg->remote_div_magic = tarn__div_magic(bs);
+    pg->remote_start = pg->start;
+    pg->used = pg->capacity = pg->carved_limit = 0;
+    atomic_store_explicit(&pg->remote_limit, 0, memory_order_relaxed);
     pg->free = pg->local_free = NULL;
     pg->reserved = (uint32_t)((end - (size_t)(pg->start - (uint8_t *)seg)) / bs);
 }
 
-/* Threads the next OS page worth of blocks (at least one) onto free. */
+/* Threads the next OS page worth of blocks (at least one) onto free, each
+ * marked free: a free of one before it is handed out is refused. */
 static void page_extend(tarn__page_t *pg) {
     size_t bs = pg->block_size;
     uint32_t n = bs >= 4096 ? 1 : (uint32_t)(4096 / bs);
     if (n > pg->reserved - pg->capacity) n = pg->reserved - pg->capacity;
     uint8_t *first = pg->start + (size_t)pg->capacity * bs;
     uint8_t *last = first + (size_t)(n - 1) * bs;
-    for (uint8_t *b = first; b < last; b += bs) ((tarn__block_t *)b)->next = (tarn__block_t *)(b + bs);
-    ((tarn__block_t *)last)->next = NULL;
+    for (uint8_t *p = first; p <= last; p += bs) {
+        tarn__block_t *b = (tarn__block_t *)p;
+        b->next = p < last ? (tarn__block_t *)(p + bs) : NULL;
+        b->freed = tarn__block_key(b);
+    }
     pg->free = (tarn__block_t *)first;
     pg->capacity += n;
+    pg->carved_limit = (uint32_t)(pg->capacity * tarn__div_step(bs));
+    atomic_store_explicit(&pg->remote_limit, pg->carved_limit, memory_order_relaxed);
 }
 
 static tarn__page_t *page_new(tarn__heap_t *h, unsigned cls) {
