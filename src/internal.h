@@ -86,6 +86,8 @@ void *tarn__os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t a
 uint64_t tarn__os_now_ms(void);
 /* Writes a whole message to stderr, retrying short writes. */
 void tarn__os_write_stderr(const char *s, size_t n);
+/* This process's id (getpid). */
+long tarn__os_pid(void);
 /* A 64-bit value that differs between processes and calls. */
 uint64_t tarn__os_random(void);
 /* Resident set size of this process in bytes, from /proc/self/statm. */

@@ -179,6 +179,8 @@ void tarn__os_write_stderr(const char *s, size_t n) {
     }
 }
 
+long tarn__os_pid(void) { return (long)getpid(); }
+
 uint64_t tarn__os_random(void) {
     uint64_t r;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;

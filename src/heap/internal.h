@@ -84,11 +84,13 @@
 #define TARN__FOREIGN_FLIP 4
 
 /* Purge policy: unused memory (free pages, cached segments) stays committed
- * for PURGE_DELAY_MS (a freed large block's segment stays mapped for
- * LARGE_DELAY_MS) so it can be reused without page faults, unless the
- * heap holds more of it than its budget: an eighth of its live bytes,
- * clamped to [DIRTY_MIN, DIRTY_MAX]. Past the budget the oldest goes back
- * at once, so no timer is needed (seed 000) and peak RSS stays within about
+ * for purge_delay_ms (a freed large block's segment stays mapped for
+ * large_delay_ms) so it can be reused without page faults, unless the
+ * heap holds more of it than its budget: its live bytes >> purge_budget
+ * (an eighth), clamped to [DIRTY_MIN, DIRTY_MAX]. The three are
+ * TARN_OPTIONS options, whose defaults live in src/options.c's table and
+ * are read once into purge.c's variables (tarn__purge_configure). Past
+ * the budget the oldest goes back at once, so no timer is needed (seed 000) and peak RSS stays within about
  * 1/8 of what the program really uses. (Measured in throwaway builds of
  * this code: 3/32 cut alloc-mix's peak RSS from 0.83-0.85x to 0.78x glibc's
  * but took its time from 0.87-0.89x to 0.97-1.03x, two make bench runs; a
@@ -97,23 +99,22 @@
  * producer heaps 190 KiB more than 128 KiB does; 128 KiB costs xmalloc
  * 0.02 s, still half of glibc's time; median of 11.)
  *
- * The delay is 10 ms, as mimalloc's default purge_delay: a segment emptied
+ * The delay's default is 10 ms, as mimalloc's default purge_delay: a segment emptied
  * while the program has moved on to other sizes goes back soon instead of
  * waiting in the cache within the budget (bench_heap, median of 7-15
  * interleaved runs against 250 ms: realloc-grow 17.8 -> 17.1 MiB, time
  * within noise; alloc-mix, larson, xmalloc and cache-scratch unchanged
- * within noise, larson with 5% more page faults). */
-#define TARN__PURGE_DELAY_MS 10
-/* A cached large segment (a large block freed) waits longer: a program that
+ * within noise, larson with 5% more page faults).
+ *
+ * A cached large segment (a large block freed) waits longer, 250 ms by
+ * default: a program that
  * frees a large block usually allocates another soon, and each segment
  * unmapped costs a TLB flush now and an mmap and page faults on the next
  * block (alloc-mix, median of 21 against 10 ms: munmap calls 137 -> 41
  * (strace), system time 107 -> 98 ms, peak RSS unchanged). The budget may
  * still decommit it sooner. */
-#define TARN__LARGE_DELAY_MS 250
 #define TARN__DIRTY_MIN ((size_t)128 << 10)
 #define TARN__DIRTY_MAX ((size_t)32 << 20)
-#define TARN__DIRTY_SHIFT 3
 /* Free segments a heap keeps mapped. A cached large segment counts against
  * the budget by what it holds resident, others by an upper bound of what
  * they touched (segment.c), so the cache can be long; each one kept spares
@@ -486,6 +487,12 @@ size_t tarn__purge(tarn__heap_t *h, bool all);
 void tarn__purge_enforce(tarn__heap_t *h);
 /* Sets the floor of every heap's budget (TARN__DIRTY_MIN by default). */
 void tarn__purge_set_floor(size_t bytes);
+/* Reads purge_delay_ms, large_delay_ms and purge_budget from the options;
+ * called before a thread's heap is first used, so no purge runs before. */
+void tarn__purge_configure(void);
+/* How long unused memory waits before it goes back: a cached large
+ * segment's (large) or a page's and any other segment's, in ms. */
+uint64_t tarn__purge_delay(bool large);
 
 /* Whether p is a block in use (of any kind); if not, reports "<op> of p,
  * ..." and returns false. Inline, as realloc and usable_size check on every

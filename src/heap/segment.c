@@ -303,7 +303,7 @@ size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all) {
     tarn__segment_t **link = &h->cache;
     while (*link) {
         tarn__segment_t *seg = *link;
-        uint64_t delay = seg->kind == TARN__SEG_LARGE ? TARN__LARGE_DELAY_MS : TARN__PURGE_DELAY_MS;
+        uint64_t delay = tarn__purge_delay(seg->kind == TARN__SEG_LARGE);
         if (!all && now - seg->cached_ms < delay) {
             link = &seg->next;
             continue;
