@@ -31,18 +31,18 @@ static tarn__scan_thread_t *find_slot(tarn__scan_world_t *w, int tid) {
     return NULL;
 }
 
-/* Runs in the stopped thread with every signal blocked. Its own frame and
- * the kernel's signal frame (the ucontext, vector registers included) lie
- * between `here` and the interrupted code's frames, so scanning from `here`
- * up also covers the x86-64 red zone the interrupted function may use. */
+/* Runs in the stopped thread with every signal blocked. The kernel's signal
+ * frame (the ucontext, vector registers included) lies between this frame
+ * and the interrupted code's, so scanning from here up also covers the
+ * x86-64 red zone the interrupted function may use. The frame address, not
+ * a local's, since a sanitizer may move locals off the stack. */
 static void on_stop(void *ucontext) {
     int saved = errno;
     atomic_fetch_add(&inside, 1);
     tarn__scan_world_t *w = atomic_load(&stopping);
     tarn__scan_thread_t *t = w ? find_slot(w, tarn__os_gettid()) : NULL;
     if (t && atomic_load(&t->state) == TARN__THREAD_SENT) {
-        volatile uintptr_t here = 0;
-        t->sp = (uintptr_t)&here;
+        t->sp = (uintptr_t)__builtin_frame_address(0);
         t->tp = tarn__scan_thread_pointer();
         t->regs = ((ucontext_t *)ucontext)->uc_mcontext;
         atomic_store_explicit(&t->state, TARN__THREAD_STOPPED, memory_order_release);
@@ -56,7 +56,7 @@ static void on_stop(void *ucontext) {
     errno = saved;
 }
 
-struct dirent64 { /* getdents64's record */
+struct linux_dirent64 { /* getdents64's record */
     uint64_t ino;
     int64_t off;
     unsigned short reclen;
@@ -144,7 +144,7 @@ static int signal_new_threads(tarn__scan_world_t *w, int self) {
     long len;
     while ((len = tarn__os_read_dir(fd, buf, sizeof buf)) > 0) {
         for (long at = 0; at < len;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + at);
+            struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + at);
             int tid = parse_tid(d->name);
             if (tid > 0 && tid != self && add_thread(w, tid)) added = 1;
             at += d->reclen;
