@@ -350,7 +350,7 @@ static tarn__scan_stats_t baseline(void) {
     table_t t = table_new(1);
     new_block(&t, 8);
     tarn__scan_stats_t st;
-    scan(&t, &(tarn__scan_options_t){.wait_ms = 20, .stats = &st});
+    scan(&t, &(tarn__scan_options_t){.wait_ms = 5000, .stats = &st});
     return st;
 }
 
@@ -363,7 +363,7 @@ static void run_holder(int how, bool block_signal) {
     while (!__atomic_load_n(&thread_ready, __ATOMIC_ACQUIRE)) usleep(100);
     usleep(20000); /* into its wait */
     tarn__scan_stats_t st;
-    scan(&t, &(tarn__scan_options_t){.wait_ms = 100, .stats = &st});
+    scan(&t, &(tarn__scan_options_t){.wait_ms = 5000, .stats = &st});
     expect_flags(&t, thread_hidden, TARN__SCAN_REACHABLE);
     cr_assert_eq(st.threads, base.threads + 1, "threads %zu", st.threads);
     cr_assert_eq(st.threads_whole, base.threads_whole + block_signal, "scanned whole: %zu",
