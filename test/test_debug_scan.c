@@ -445,6 +445,40 @@ static void *exit_from_thread(void *arg) {
     exit(0);
 }
 
+static void set_scan_signal(int how) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, TARN__SCAN_SIGNAL);
+    pthread_sigmask(how, &set, NULL);
+}
+
+static void *unblock_and_exit(void *arg) {
+    (void)arg;
+    set_scan_signal(SIG_UNBLOCK);
+    exit(0);
+}
+
+/* Leaves the block's address in the main thread's TLS alone. */
+static tarn__noinline uintptr_t hold_in_tls(table_t *t, uintptr_t *unused) {
+    (void)unused;
+    tls_ref = unhide(new_block(t, 16));
+    return 0;
+}
+
+/* The main thread blocks the signal: its whole stack mapping is scanned,
+ * dead frames included (hence the scrub), and its TLS, away from that
+ * mapping, is found by its thread descriptor. */
+Test(scan, exit_from_another_thread_while_main_blocks_the_signal, .exit_code = 42) {
+    exit_table = table_new(4);
+    deep(hold_in_tls, &exit_table, NULL);
+    atexit(check_at_exit);
+    set_scan_signal(SIG_BLOCK);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, unblock_and_exit, NULL), 0);
+    scrub_stack();
+    for (;;) pause();
+}
+
 Test(scan, exit_from_another_thread_sees_the_main_stack_and_tls, .exit_code = 42) {
     exit_table = table_new(4);
     void *volatile local = unhide(new_block(&exit_table, 16));
