@@ -159,6 +159,8 @@ $(O)/bench/%: bench/%.c bench/*.h $(O)/libtarn.a
 LDLIBS_bench_arena := -I/usr/include/apr-1.0 -lapr-1 -ltalloc
 LDLIBS_bench_heap := -lm
 LDLIBS_bench_region := -lm
+LDLIBS_bench_debug_scan := $(SCAN_SRC)
+$(O)/bench/bench_debug_scan: $(SCAN_SRC)
 
 # bench_region also counts the memory lines each region operation touches:
 # the same program built against a library that records them

@@ -350,7 +350,7 @@ static tarn__scan_stats_t baseline(void) {
     table_t t = table_new(1);
     new_block(&t, 8);
     tarn__scan_stats_t st;
-    scan(&t, &(tarn__scan_options_t){.wait_ms = 20, .stats = &st});
+    scan(&t, &(tarn__scan_options_t){.wait_ms = 5000, .stats = &st});
     return st;
 }
 
@@ -363,7 +363,7 @@ static void run_holder(int how, bool block_signal) {
     while (!__atomic_load_n(&thread_ready, __ATOMIC_ACQUIRE)) usleep(100);
     usleep(20000); /* into its wait */
     tarn__scan_stats_t st;
-    scan(&t, &(tarn__scan_options_t){.wait_ms = 100, .stats = &st});
+    scan(&t, &(tarn__scan_options_t){.wait_ms = 5000, .stats = &st});
     expect_flags(&t, thread_hidden, TARN__SCAN_REACHABLE);
     cr_assert_eq(st.threads, base.threads + 1, "threads %zu", st.threads);
     cr_assert_eq(st.threads_whole, base.threads_whole + block_signal, "scanned whole: %zu",
@@ -443,6 +443,40 @@ Test(scan, exit_with_a_thread_running_sees_its_stack, .exit_code = 42) {
 static void *exit_from_thread(void *arg) {
     (void)arg;
     exit(0);
+}
+
+static void set_scan_signal(int how) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, TARN__SCAN_SIGNAL);
+    pthread_sigmask(how, &set, NULL);
+}
+
+static void *unblock_and_exit(void *arg) {
+    (void)arg;
+    set_scan_signal(SIG_UNBLOCK);
+    exit(0);
+}
+
+/* Leaves the block's address in the main thread's TLS alone. */
+static tarn__noinline uintptr_t hold_in_tls(table_t *t, uintptr_t *unused) {
+    (void)unused;
+    tls_ref = unhide(new_block(t, 16));
+    return 0;
+}
+
+/* The main thread blocks the signal: its whole stack mapping is scanned,
+ * dead frames included (hence the scrub), and its TLS, away from that
+ * mapping, is found by its thread descriptor. */
+Test(scan, exit_from_another_thread_while_main_blocks_the_signal, .exit_code = 42) {
+    exit_table = table_new(4);
+    deep(hold_in_tls, &exit_table, NULL);
+    atexit(check_at_exit);
+    set_scan_signal(SIG_BLOCK);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, unblock_and_exit, NULL), 0);
+    scrub_stack();
+    for (;;) pause();
 }
 
 Test(scan, exit_from_another_thread_sees_the_main_stack_and_tls, .exit_code = 42) {

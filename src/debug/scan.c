@@ -28,9 +28,9 @@
 /* Root ranges of the loaded modules: address space reserved for this many,
  * committed as used (a process has a few hundred writable segments). */
 #define MAX_SEGMENTS 65536
-/* A conservatively scanned stack candidate larger than this is not a
- * thread's stack (glibc's default is 8 MiB; sanitizer shadow memory looks
- * like a stack behind a guard but spans terabytes). */
+/* A mapping larger than this is not taken for a thread's stack when one is
+ * guessed (glibc's default stack is 8 MiB): a huge anonymous mapping, such
+ * as sanitizer shadow memory, is never read whole by a guess. */
 #define MAX_GUESSED_STACK ((uintptr_t)256 << 20)
 /* Above the thread pointer lies glibc's thread descriptor (2,304 bytes on
  * x86-64 in glibc 2.36), whose pointers (pthread_setspecific's tables, the
@@ -224,13 +224,16 @@ static bool claimed(const tarn__scan_world_t *w, const tarn__scan_map_t *m) {
     return false;
 }
 
-/* True when the top of m holds a thread descriptor, as glibc puts one at
- * the top of every thread's stack mapping: a TCB whose first word (the TCB
+/* True when m holds a thread descriptor: a TCB whose first word (the TCB
  * itself) and third (its `self`) both hold its own address, the thread
  * pointer. A table of the program's or of the debug library's will not
- * look like that. */
+ * look like that. glibc puts one at the top of each thread's stack
+ * mapping, and the main thread's anywhere in the small mapping the loader
+ * allocated it from; so the top TCB_SEARCH bytes of m are searched, or all
+ * of m when it is no bigger than 4 * TCB_SEARCH. */
 __attribute__((no_sanitize("address", "thread"))) static bool holds_tcb(const tarn__scan_map_t *m) {
-    uintptr_t from = m->end - m->start > TCB_SEARCH ? m->end - TCB_SEARCH : m->start;
+    uintptr_t size = m->end - m->start;
+    uintptr_t from = size > 4 * TCB_SEARCH ? m->end - TCB_SEARCH : m->start;
     for (const word_t *p = (const word_t *)from; p + 3 <= (const word_t *)m->end; p++)
         if (p[0] == (uintptr_t)p && p[2] == (uintptr_t)p) return true;
     return false;
@@ -270,7 +273,9 @@ static void scan_threads(scan_t *s, const tarn__scan_world_t *w, uintptr_t own_s
         s->st.threads_whole++;
         const tarn__scan_map_t *m = t->whole_sp ? tarn__scan_maps_find(&s->maps, t->whole_sp) : NULL;
         if (m) scan_range(s, m->start, m->end, &s->st.root_bytes);
-        else guess = true;
+        /* Guessing also finds the TLS of a main thread that did not answer:
+         * its descriptor, away from [stack], marks that mapping too. */
+        guess |= !m || (m->flags & TARN__MAP_STACK);
     }
     if (guess) scan_stack_guesses(s, w, own_stack);
 }

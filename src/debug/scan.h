@@ -81,7 +81,7 @@ typedef struct tarn__scan_options {
 /* Real-time signals are queued, never merged, and programs that use them
  * count up from SIGRTMIN: the high end is the least likely to be taken. */
 #define TARN__SCAN_SIGNAL (SIGRTMAX - 3)
-#define TARN__SCAN_WAIT_MS 200u
+#define TARN__SCAN_WAIT_MS 500u
 
 /* Sets REACHABLE or INTERIOR (never both) in the flags of blocks[0..n), which
  * must be sorted by start and not overlap; ROOT is kept, the other flags are

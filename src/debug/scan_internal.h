@@ -54,6 +54,11 @@ const tarn__scan_map_t *tarn__scan_maps_from(const tarn__scan_maps_t *m, uintptr
 /* The mapping holding addr, or NULL. */
 const tarn__scan_map_t *tarn__scan_maps_find(const tarn__scan_maps_t *m, uintptr_t addr);
 
+/* The value of a lowercase hex digit (as /proc writes them), or -1. */
+static inline int tarn__scan_hex_digit(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /* The calling thread's thread pointer, the address its TLS is found from. */
 static inline uintptr_t tarn__scan_thread_pointer(void) {
     uintptr_t tp;

@@ -34,12 +34,7 @@ static char *read_whole(size_t *len, size_t *mapped) {
 
 static uintptr_t parse_hex(const char **s, const char *end) {
     uintptr_t v = 0;
-    for (; *s < end; (*s)++) {
-        char c = **s;
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) break;
-        v = v << 4 | (uintptr_t)d;
-    }
+    for (int d; *s < end && (d = tarn__scan_hex_digit(**s)) >= 0; (*s)++) v = v << 4 | (uintptr_t)d;
     return v;
 }
 

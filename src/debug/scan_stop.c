@@ -31,18 +31,18 @@ static tarn__scan_thread_t *find_slot(tarn__scan_world_t *w, int tid) {
     return NULL;
 }
 
-/* Runs in the stopped thread with every signal blocked. Its own frame and
- * the kernel's signal frame (the ucontext, vector registers included) lie
- * between `here` and the interrupted code's frames, so scanning from `here`
- * up also covers the x86-64 red zone the interrupted function may use. */
+/* Runs in the stopped thread with every signal blocked. The kernel's signal
+ * frame (the ucontext, vector registers included) lies between this frame
+ * and the interrupted code's, so scanning from here up also covers the
+ * x86-64 red zone the interrupted function may use. The frame address, not
+ * a local's, since a sanitizer may move locals off the stack. */
 static void on_stop(void *ucontext) {
     int saved = errno;
     atomic_fetch_add(&inside, 1);
     tarn__scan_world_t *w = atomic_load(&stopping);
     tarn__scan_thread_t *t = w ? find_slot(w, tarn__os_gettid()) : NULL;
     if (t && atomic_load(&t->state) == TARN__THREAD_SENT) {
-        volatile uintptr_t here = 0;
-        t->sp = (uintptr_t)&here;
+        t->sp = (uintptr_t)__builtin_frame_address(0);
         t->tp = tarn__scan_thread_pointer();
         t->regs = ((ucontext_t *)ucontext)->uc_mcontext;
         atomic_store_explicit(&t->state, TARN__THREAD_STOPPED, memory_order_release);
@@ -56,7 +56,7 @@ static void on_stop(void *ucontext) {
     errno = saved;
 }
 
-struct dirent64 { /* getdents64's record */
+struct linux_dirent64 { /* getdents64's record */
     uint64_t ino;
     int64_t off;
     unsigned short reclen;
@@ -98,26 +98,30 @@ static long read_small(const char *path, char *text, size_t cap) {
     return len;
 }
 
-/* True when the thread blocks sig ("SigBlk:" in its status, a hex mask
- * whose bit sig - 1 stands for sig): it will not answer, so the scan need
- * not wait for it. */
+/* The text after "name:" and its blanks on a line of text, or NULL. */
+static const char *field(const char *text, const char *name) {
+    for (const char *line = text; *line;) {
+        const char *a = line, *b = name;
+        while (*b && *a == *b) a++, b++;
+        if (!*b && *a == ':') {
+            while (*++a == '\t' || *a == ' ') {}
+            return a;
+        }
+        while (*line && *line++ != '\n') {}
+    }
+    return NULL;
+}
+
+/* True when the thread blocks sig: bit sig - 1 of the hex mask "SigBlk" in
+ * its status. It will not answer, so the scan need not wait for it. */
 static bool blocks_signal(int tid, int sig) {
-    char path[64], text[2048];
+    char path[64], text[4096];
     task_path(path, tid, "status");
-    if (read_small(path, text, sizeof text) <= 0) return false;
-    const char *s = text;
-    while (*s && !(s[0] == 'S' && s[1] == 'i' && s[2] == 'g' && s[3] == 'B' && s[4] == 'l' && s[5] == 'k'))
-        while (*s && *s++ != '\n') {}
-    if (!*s) return false;
-    s += 6;
-    while (*s == ':' || *s == '\t' || *s == ' ') s++;
-    const char *digits = s;
-    while ((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')) s++;
-    int from_end = (sig - 1) / 4; /* the hex digit holding the bit */
-    if (s - digits <= from_end) return false;
-    char c = s[-1 - from_end];
-    int d = c <= '9' ? c - '0' : c - 'a' + 10;
-    return d >> ((sig - 1) % 4) & 1;
+    const char *mask = read_small(path, text, sizeof text) > 0 ? field(text, "SigBlk") : NULL;
+    if (!mask) return false;
+    size_t len = 0, digit = (size_t)(sig - 1) / 4; /* counted from the mask's end */
+    while (tarn__scan_hex_digit(mask[len]) >= 0) len++;
+    return digit < len && ((tarn__scan_hex_digit(mask[len - 1 - digit]) >> (sig - 1) % 4) & 1);
 }
 
 /* Adds and signals the thread unless it has a slot already; true when new. */
@@ -144,7 +148,7 @@ static int signal_new_threads(tarn__scan_world_t *w, int self) {
     long len;
     while ((len = tarn__os_read_dir(fd, buf, sizeof buf)) > 0) {
         for (long at = 0; at < len;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + at);
+            struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + at);
             int tid = parse_tid(d->name);
             if (tid > 0 && tid != self && add_thread(w, tid)) added = 1;
             at += d->reclen;
@@ -185,8 +189,8 @@ static void read_blocked_sp(tarn__scan_thread_t *t) {
             tok[ntok++] = text + i + 2;
     if (ntok < 2) return;
     uintptr_t sp = 0;
-    for (const char *s = tok[ntok - 2]; (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'); s++)
-        sp = sp << 4 | (uintptr_t)(*s <= '9' ? *s - '0' : *s - 'a' + 10);
+    for (const char *s = tok[ntok - 2]; tarn__scan_hex_digit(*s) >= 0; s++)
+        sp = sp << 4 | (uintptr_t)tarn__scan_hex_digit(*s);
     t->whole_sp = sp;
 }
 
