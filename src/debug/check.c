@@ -211,6 +211,7 @@ static tarn__dblock_t *take(void *p, uint32_t here, tarn__bug_t freed_kind,
     }
     if (b) copy = *b;
     tarn__registry_unlock(s);
+    if (!here) here = tarn__dbg_capture(); /* a free without check captured none */
     if (!b)
         report_invalid(invalid_kind, p, here);
     else if (copy.magic == TARN__DBG_FREED_MAGIC)

@@ -146,6 +146,11 @@ size_t tarn__leaks_report(tarn__out_t *o, bool all) {
         tarn__os_unmap(l.blocks, l.cap * (sizeof *l.blocks + sizeof *l.stacks));
         return 0;
     }
+    if (stats.threads_whole)
+        tarn__out_printf(o,
+                         "tarn: %zu of %zu threads did not stop for the leak scan; their whole "
+                         "stacks were scanned\n",
+                         stats.threads_whole, stats.threads);
     group_t *g = l.n ? tarn__os_map(l.n * sizeof *g) : NULL;
     size_t lost = 0;
     if (l.n && !g) {
