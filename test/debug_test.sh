@@ -163,6 +163,25 @@ run leaks=all running
 has "tarn: 300 bytes in 1 block still reachable, allocated at:"
 hasnt "300 bytes in 1 block definitely lost"
 
+# fork: each process reports for itself, in its own log file; the child's
+# leak is the child's alone.
+rm -f "$work"/report.*
+run "check,leaks,log=$work/report.%p" fork
+[ "$rc" -eq 0 ] || bad "exit status $rc"
+child=$(sed -n 's/^child \([0-9]*\) exited 0$/\1/p' <<<"$out")
+if [ -z "$child" ] || [ ! -f "$work/report.$child" ]; then
+    bad "no log of the child (${child:-none}): $(ls "$work")"
+else
+    parent=$(ls "$work"/report.* | grep -v "report.$child\$")
+    out=$(cat "$work/report.$child")
+    name="fork (child's log)"
+    has "tarn: 100 bytes in 1 block definitely lost, allocated at:"
+    out=$(cat $parent)
+    name="fork (parent's log)"
+    has "tarn: definitely lost: 0 bytes in 0 blocks"
+    hasnt "problem"
+fi
+
 # A C++ program: demangled names.
 if command -v g++ >/dev/null; then
     g++ -g -O0 test/debug/bugs.cc -o "$work/bugscc" || exit 1

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *held_by_global;
@@ -143,6 +144,21 @@ static void running(void) {
     printf("exiting with the thread running\n");
 }
 
+/* A child of fork leaks a block of its own and reports for itself. */
+static void forked(void) {
+    char *before = make_buffer(48);
+    pid_t pid = fork();
+    if (pid == 0) {
+        launder(make_leak());
+        launder_slot = NULL;
+        exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    free(before);
+    printf("child %d exited %d\n", (int)pid, WEXITSTATUS(status));
+}
+
 static void repeat(void) {
     for (int i = 0; i < 3; i++) {
         char *p = malloc(8);
@@ -209,6 +225,7 @@ int main(int argc, char **argv) {
         {"threads", threads},
         {"clean", clean},
         {"running", running},
+        {"fork", forked},
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(argv[1], cases[i].name) == 0) {
