@@ -32,6 +32,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "env")) {
         const char *p = getenv("LD_PRELOAD"), *o = getenv("TARN_OPTIONS");
         printf("LD_PRELOAD=%s\nTARN_OPTIONS=%s\n", p ? p : "", o ? o : "");
+        fflush(stdout); /* before any report at exit */
         return 0;
     }
     if (!strcmp(argv[1], "tree")) { /* two children exec'd, one forked only */
