@@ -103,8 +103,11 @@ SYMBOLIC := -Wl,-Bsymbolic-functions
 $(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) $(OVERRIDE_SRC)),$(SYMBOLIC)))
 # libtarn-debug.so: the library, glibc's introspection calls and the
 # checking layer, which exports malloc & co itself (src/debug/entry.c).
+# Linked with --no-undefined: a missing symbol fails the build, not the
+# program it is preloaded into.
 DEBUG_LIBS := -lunwind -ldw -ldl
-$(eval $(call so_rules,libtarn-debug,$(call objs,$(O),$(LIB_SRC) src/override_info.c $(DEBUG_SRC)),$(SYMBOLIC)))
+DEBUG_LDFLAGS := $(SYMBOLIC) -Wl,--no-undefined
+$(eval $(call so_rules,libtarn-debug,$(call objs,$(O),$(LIB_SRC) src/override_info.c $(DEBUG_SRC)),$(DEBUG_LDFLAGS)))
 $(O)/libtarn-debug.so.$(VERSION): LIBS += $(DEBUG_LIBS)
 
 # The tarn command (tools/tarn.c): finds the libraries beside itself, or in
@@ -121,6 +124,16 @@ $(O)/debug/test/%: test/%.c test/*.h $(O)/debug/libtarn.a
 $(O)/asan/test/%: test/%.c test/*.h $(O)/asan/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/asan/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
+
+# test_debug_depot: the stack depot alone (src/debug/ is in no archive).
+LDLIBS_test_debug_depot = $(@D)/../obj/debug/depot.o $(@D)/../libtarn.a -lunwind
+$(foreach v,debug asan,$(eval $(O)/$(v)/test/test_debug_depot: $(O)/$(v)/obj/debug/depot.o))
+
+# The leak scan (src/debug/scan*.c) belongs to libtarn-debug.so; its test
+# compiles it in, with the flags of each test build.
+SCAN_SRC := $(wildcard src/debug/scan*.c)
+LDLIBS_test_debug_scan := $(SCAN_SRC)
+$(O)/debug/test/test_debug_scan $(O)/asan/test/test_debug_scan: $(SCAN_SRC)
 
 test: deps all $(addprefix $(O)/debug/test/,$(TESTS)) $(addprefix $(O)/asan/test/,$(TESTS)) test-stress test-clang
 	@test/run.sh $(O)/debug/test $(O)/asan/test $(O)/clang/debug/test

@@ -4,8 +4,7 @@
 
 #include "debug/internal.h"
 
-void tarn__dblock_arm(tarn__dblock_t *b, size_t size, uint32_t offset, int fill,
-                      bool canaries) {
+void tarn__dblock_arm(tarn__dblock_t *b, size_t size, uint32_t offset, int fill, bool canaries) {
     b->size = size;
     b->alloc_stack = b->free_stack = 0;
     b->offset = offset;
@@ -28,7 +27,8 @@ static size_t first_not(const unsigned char *p, size_t n, unsigned char c) {
         memcpy(&w, p + i, 8);
         if (w != word) break;
     }
-    while (i < n && p[i] == c) i++;
+    while (i < n && p[i] == c)
+        i++;
     return i;
 }
 

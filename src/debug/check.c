@@ -41,6 +41,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 uint32_t tarn__dbg_capture(void) {
+    if (!tarn__dbg.frames) return 0;
     uintptr_t pcs[TARN__DEPOT_MAX_FRAMES + 16];
     int saved = errno;
     tarn__scratch_enter(); /* libunwind may allocate on its first calls */
@@ -48,7 +49,8 @@ uint32_t tarn__dbg_capture(void) {
     unsigned n = tarn__stack_unwind(pcs, tarn__dbg.frames + 16);
     tarn__scratch_leave();
     unsigned skip = 0;
-    while (skip < n && pcs[skip] >= self_lo && pcs[skip] < self_hi) skip++;
+    while (skip < n && pcs[skip] >= self_lo && pcs[skip] < self_hi)
+        skip++;
     n -= skip;
     errno = saved;
     return tarn__depot_intern(pcs + skip, n < tarn__dbg.frames ? n : tarn__dbg.frames);
@@ -76,10 +78,11 @@ static bool on_own_stack(const void *p) {
 static void describe(tarn__out_t *o, const void *p, const found_t *f) {
     if (f->user) {
         long off = (long)((const unsigned char *)p - f->user);
-        tarn__out_printf(o, "  %p is %ld byte%s %s %s block %p (%zu bytes)\n", p, off < 0 ? -off : off,
-                         (off == 1 || off == -1) ? "" : "s", off < 0 ? "before" : "inside",
-                         f->copy.magic == TARN__DBG_FREED_MAGIC ? "the freed" : "the", (void *)f->user,
-                         (size_t)f->copy.size);
+        tarn__out_printf(o, "  %p is %ld byte%s %s %s block %p (%zu bytes)\n", p,
+                         off < 0 ? -off : off, (off == 1 || off == -1) ? "" : "s",
+                         off < 0 ? "before" : "inside",
+                         f->copy.magic == TARN__DBG_FREED_MAGIC ? "the freed" : "the",
+                         (void *)f->user, (size_t)f->copy.size);
         tarn__out_printf(o, "  that block was allocated at:\n");
         tarn__stack_print(o, f->copy.alloc_stack, "    ");
         if (f->copy.magic == TARN__DBG_FREED_MAGIC) {
@@ -89,12 +92,16 @@ static void describe(tarn__out_t *o, const void *p, const found_t *f) {
         return;
     }
     Dl_info info;
-    if (on_own_stack(p)) tarn__out_printf(o, "  %p is on this thread's stack\n", p);
-    else if (dladdr(p, &info) && info.dli_fname)
-        tarn__out_printf(o, "  %p is in the static data of %s%s%s\n", p,
-                         info.dli_fname[0] ? info.dli_fname : "the program",
-                         info.dli_sname ? ", near " : "", info.dli_sname ? info.dli_sname : "");
-    else tarn__out_printf(o, "  %p was not allocated by malloc (or was freed long ago)\n", p);
+    if (on_own_stack(p))
+        tarn__out_printf(o, "  %p is on this thread's stack\n", p);
+    else if (dladdr(p, &info) && info.dli_fname) {
+        tarn__out_printf(o, "  %p is in the static data of %s", p,
+                         info.dli_fname[0] ? info.dli_fname : "the program");
+        tarn__out_printf(o, " (");
+        if (!tarn__symbol_print(o, (uintptr_t)p)) tarn__out_printf(o, "no symbol");
+        tarn__out_printf(o, ")\n");
+    } else
+        tarn__out_printf(o, "  %p was not allocated by malloc (or was freed long ago)\n", p);
 }
 
 static void report_invalid(tarn__bug_t kind, const void *p, uint32_t here) {
@@ -106,7 +113,7 @@ static void report_invalid(tarn__bug_t kind, const void *p, uint32_t here) {
         f.user = tarn__dblock_user(b);
     }
     tarn__registry_unlock_all();
-    tarn__out_t *o = tarn__report_begin(kind, (uintptr_t)p ^ ((uint64_t)here << 40));
+    tarn__out_t *o = tarn__report_begin(kind, tarn__report_key(here, f.copy.alloc_stack));
     if (!o) return;
     tarn__out_printf(o, "tarn: %s: %p\n", tarn__bug_name(kind), p);
     tarn__out_printf(o, "  called at:\n");
@@ -117,8 +124,9 @@ static void report_invalid(tarn__bug_t kind, const void *p, uint32_t here) {
 
 /* A call on a block already freed: this call's, the free's and the
  * allocation's stacks. */
-static void report_freed(tarn__bug_t kind, const void *p, const tarn__dblock_t *copy, uint32_t here) {
-    tarn__out_t *o = tarn__report_begin(kind, (uintptr_t)p ^ ((uint64_t)here << 40) ^ copy->free_stack);
+static void report_freed(tarn__bug_t kind, const void *p, const tarn__dblock_t *copy,
+                         uint32_t here) {
+    tarn__out_t *o = tarn__report_begin(kind, tarn__report_key(here, copy->alloc_stack));
     if (!o) return;
     tarn__out_printf(o, "tarn: %s: %p (%zu bytes)\n", tarn__bug_name(kind), p, (size_t)copy->size);
     tarn__out_printf(o, "  %s at:\n", kind == TARN__BUG_DOUBLE_FREE ? "freed again" : "called");
@@ -133,26 +141,30 @@ static void report_freed(tarn__bug_t kind, const void *p, const tarn__dblock_t *
 /* A red zone found changed (at free, realloc or exit). */
 static void report_canary(const void *p, const tarn__dblock_t *copy, long at, uint32_t here) {
     tarn__bug_t kind = at < 0 ? TARN__BUG_UNDERFLOW : TARN__BUG_OVERFLOW;
-    tarn__out_t *o = tarn__report_begin(kind, (uintptr_t)p);
+    tarn__out_t *o = tarn__report_begin(kind, tarn__report_key(here, copy->alloc_stack));
     if (!o) return;
     tarn__out_printf(o, "tarn: %s: byte %ld of block %p (%zu bytes) overwritten\n",
                      tarn__bug_name(kind), at, p, (size_t)copy->size);
     tarn__out_printf(o, "  found at:\n");
-    if (here) tarn__stack_print(o, here, "    ");
-    else tarn__out_printf(o, "    exit\n");
+    if (here)
+        tarn__stack_print(o, here, "    ");
+    else
+        tarn__out_printf(o, "    exit\n");
     tarn__out_printf(o, "  allocated at:\n");
     tarn__stack_print(o, copy->alloc_stack, "    ");
     tarn__report_end(o);
 }
 
 static void report_header(const void *p, uint32_t here) {
-    tarn__out_t *o = tarn__report_begin(TARN__BUG_HEADER, (uintptr_t)p);
+    tarn__out_t *o = tarn__report_begin(TARN__BUG_HEADER, tarn__report_key(here, 0));
     if (!o) return;
     tarn__out_printf(o, "tarn: %s: block %p (an underflow past its red zone); the block is kept\n",
                      tarn__bug_name(TARN__BUG_HEADER), p);
     tarn__out_printf(o, "  found at:\n");
-    if (here) tarn__stack_print(o, here, "    ");
-    else tarn__out_printf(o, "    exit\n");
+    if (here)
+        tarn__stack_print(o, here, "    ");
+    else
+        tarn__out_printf(o, "    exit\n");
     tarn__report_end(o);
 }
 
@@ -185,7 +197,8 @@ void *tarn__dbg_alloc(size_t size, size_t align, bool zero) {
 /* Looks p up and, when it is a live block, marks it freed (keeping it
  * registered only with check, for the quarantine). Returns the block, or
  * NULL after reporting what p is instead. */
-static tarn__dblock_t *take(void *p, uint32_t here, tarn__bug_t freed_kind, tarn__bug_t invalid_kind) {
+static tarn__dblock_t *take(void *p, uint32_t here, tarn__bug_t freed_kind,
+                            tarn__bug_t invalid_kind) {
     tarn__stripe_t *s = tarn__registry_lock(p);
     tarn__dblock_t *b = tarn__registry_find_locked(s, p);
     tarn__dblock_t copy;
@@ -198,9 +211,12 @@ static tarn__dblock_t *take(void *p, uint32_t here, tarn__bug_t freed_kind, tarn
     }
     if (b) copy = *b;
     tarn__registry_unlock(s);
-    if (!b) report_invalid(invalid_kind, p, here);
-    else if (copy.magic == TARN__DBG_FREED_MAGIC) report_freed(freed_kind, p, &copy, here);
-    else report_header(p, here);
+    if (!b)
+        report_invalid(invalid_kind, p, here);
+    else if (copy.magic == TARN__DBG_FREED_MAGIC)
+        report_freed(freed_kind, p, &copy, here);
+    else
+        report_header(p, here);
     return NULL;
 }
 
@@ -218,8 +234,10 @@ static void release(tarn__dblock_t *b, uint32_t here) {
     tarn__quarantine_push(b);
 }
 
+/* Without check a freed block is gone at once: nothing will show its free
+ * stack, so none is captured (it is half the cost of a leaks-only run). */
 void tarn__dbg_free(void *p) {
-    uint32_t here = tarn__dbg_capture();
+    uint32_t here = tarn__dbg.check ? tarn__dbg_capture() : 0;
     tarn__dblock_t *b = take(p, here, TARN__BUG_DOUBLE_FREE, TARN__BUG_INVALID_FREE);
     if (b) release(b, here);
 }
@@ -255,9 +273,12 @@ size_t tarn__dbg_usable(void *p) {
     tarn__registry_unlock(s);
     if (live) return size;
     uint32_t here = tarn__dbg_capture();
-    if (!b) report_invalid(TARN__BUG_INVALID_USABLE, p, here);
-    else if (copy.magic == TARN__DBG_FREED_MAGIC) report_freed(TARN__BUG_FREED_USABLE, p, &copy, here);
-    else report_header(p, here);
+    if (!b)
+        report_invalid(TARN__BUG_INVALID_USABLE, p, here);
+    else if (copy.magic == TARN__DBG_FREED_MAGIC)
+        report_freed(TARN__BUG_FREED_USABLE, p, &copy, here);
+    else
+        report_header(p, here);
     return 0;
 }
 

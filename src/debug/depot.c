@@ -97,9 +97,8 @@ uint32_t tarn__depot_intern(const uintptr_t *pcs, unsigned n) {
         if (id == 0) {
             if (atomic_load_explicit(&d->stacks, memory_order_relaxed) >= MAX_STACKS) return 0;
             if (!mine && !(mine = record_new(d, hash, pcs, n))) return 0;
-            if (atomic_compare_exchange_strong_explicit(&d->slots[i], &id, mine,
-                                                        memory_order_release,
-                                                        memory_order_acquire)) {
+            if (atomic_compare_exchange_strong_explicit(
+                    &d->slots[i], &id, mine, memory_order_release, memory_order_acquire)) {
                 atomic_fetch_add_explicit(&d->stacks, 1, memory_order_relaxed);
                 return mine;
             }

@@ -27,7 +27,7 @@ static tarn__cold int read_options(void) {
     tarn__dbg.check = tarn__option(TARN__OPT_CHECK) != 0;
     tarn__dbg.leaks = tarn__option(TARN__OPT_LEAKS) != 0;
     long frames = tarn__option(TARN__OPT_FRAMES);
-    tarn__dbg.frames = frames < 1 ? 1 : frames > 64 ? 64 : (unsigned)frames;
+    tarn__dbg.frames = frames < 0 ? 0 : frames > 64 ? 64 : (unsigned)frames;
     long q = tarn__option(TARN__OPT_QUARANTINE);
     tarn__dbg.quarantine = q < 0 ? 0 : (size_t)q;
     int m = tarn__dbg.check || tarn__dbg.leaks ? CHECKED : PLAIN;
@@ -59,9 +59,12 @@ TARN_API void *malloc(size_t size) { return alloc(size, 16, false); }
 
 TARN_API void free(void *p) {
     if (!p) return;
-    if (tarn__unlikely(tarn__scratch_owns(p))) tarn__scratch_free(p);
-    else if (checked()) tarn__dbg_free(p);
-    else tarn_free(p);
+    if (tarn__unlikely(tarn__scratch_owns(p)))
+        tarn__scratch_free(p);
+    else if (checked())
+        tarn__dbg_free(p);
+    else
+        tarn_free(p);
 }
 
 TARN_API void *calloc(size_t n, size_t size) {

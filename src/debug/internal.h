@@ -45,9 +45,9 @@ typedef struct tarn__dblock {
     uint64_t size;        /* bytes asked for */
     uint32_t alloc_stack; /* depot ids, 0 when none */
     uint32_t free_stack;
-    uint32_t offset;      /* user - raw: what tarn_free gets back */
-    uint32_t reported;    /* problem kinds already reported for it (bits) */
-    uint64_t magic;       /* LIVE or FREED; last, next to the front red zone */
+    uint32_t offset;   /* user - raw: what tarn_free gets back */
+    uint32_t reported; /* problem kinds already reported for it (bits) */
+    uint64_t magic;    /* LIVE or FREED; last, next to the front red zone */
 } tarn__dblock_t;
 _Static_assert(sizeof(tarn__dblock_t) + TARN__DBG_FRONT == TARN__DBG_LEAD,
                "the header and the front red zone fill the lead exactly");
@@ -63,8 +63,7 @@ static inline size_t tarn__dblock_rear(size_t size) {
     return tarn__align_up(size, 16) - size + TARN__DBG_REAR;
 }
 /* Writes header and canaries; fills the block with fill unless fill < 0. */
-void tarn__dblock_arm(tarn__dblock_t *b, size_t size, uint32_t offset, int fill,
-                      bool canaries);
+void tarn__dblock_arm(tarn__dblock_t *b, size_t size, uint32_t offset, int fill, bool canaries);
 /* Offset from user of the first red-zone byte that is not a canary
  * (negative: before the block), or false when both zones are intact. */
 bool tarn__dblock_bad_canary(const tarn__dblock_t *b, long *at);
@@ -120,7 +119,7 @@ typedef enum tarn__bug {
     TARN__BUG_FREED_USABLE,
     TARN__BUG_INVALID_REALLOC,
     TARN__BUG_INVALID_USABLE,
-    TARN__BUG_HEADER,     /* a header overwritten: an underflow past the red zone */
+    TARN__BUG_HEADER, /* a header overwritten: an underflow past the red zone */
     TARN__BUG_COUNT
 } tarn__bug_t;
 
@@ -134,12 +133,20 @@ void tarn__out_printf(tarn__out_t *o, const char *fmt, ...) __attribute__((forma
 void tarn__out_flush(tarn__out_t *o);
 /* Prints stack id, one frame a line, each line starting with indent. */
 void tarn__stack_print(tarn__out_t *o, uint32_t id, const char *indent);
+/* Prints the name of the symbol holding addr (code or data) and the offset
+ * into it; false, printing nothing, when no symbol holds it. */
+bool tarn__symbol_print(tarn__out_t *o, uintptr_t addr);
 /* Ends the symbolizer's session (it is opened by the first stack printed). */
 void tarn__symbolize_end(void);
 
-/* A report of bug kind about a problem identified by key (its address and
- * stacks): NULL when continue is set and it was reported already; else the
- * output to write it to, with the report lock held and this thread on
+/* What makes two reports of one kind the same problem: the stacks of the
+ * call that found it and of the block's allocation (a bug in a loop is
+ * reported once, not once per block). */
+static inline uint64_t tarn__report_key(uint32_t here, uint32_t alloc) {
+    return (uint64_t)here << 32 | alloc;
+}
+/* A report of bug kind about a problem identified by key: NULL when continue is set and it was
+ * reported already; else the output to write it to, with the report lock held and this thread on
  * scratch memory. */
 tarn__out_t *tarn__report_begin(tarn__bug_t kind, uint64_t key);
 /* Writes it out; aborts unless continue is set. */
@@ -153,9 +160,9 @@ const char *tarn__bug_name(tarn__bug_t kind);
 
 /* ---- the checked calls (check.c) and the leak report (leaks.c) --------- */
 typedef struct tarn__dbg_config {
-    bool check;       /* red zones, fills, quarantine */
+    bool check; /* red zones, fills, quarantine */
     bool leaks;
-    unsigned frames;  /* frames per stack */
+    unsigned frames; /* frames per stack */
     size_t quarantine;
 } tarn__dbg_config_t;
 extern tarn__dbg_config_t tarn__dbg;

@@ -43,7 +43,8 @@ static void copy_live(tarn__dblock_t *b, void *arg) {
 }
 
 static int by_start(const void *a, const void *b) {
-    uintptr_t x = ((const tarn__scan_block_t *)a)->start, y = ((const tarn__scan_block_t *)b)->start;
+    uintptr_t x = ((const tarn__scan_block_t *)a)->start,
+              y = ((const tarn__scan_block_t *)b)->start;
     return (x > y) - (x < y);
 }
 
@@ -105,7 +106,7 @@ static size_t make_groups(group_t *g, size_t n) {
 }
 
 static const char *class_name(uint32_t flags) {
-    return flags & TARN__SCAN_REACHABLE ? "still reachable"
+    return flags & TARN__SCAN_REACHABLE  ? "still reachable"
            : flags & TARN__SCAN_INTERIOR ? "possibly lost"
                                          : "definitely lost";
 }

@@ -133,7 +133,8 @@ void tarn__report_end(tarn__out_t *o) {
 
 unsigned long tarn__report_summary(tarn__out_t *o) {
     unsigned long total = 0;
-    for (unsigned k = 0; k < TARN__BUG_COUNT; k++) total += counts[k];
+    for (unsigned k = 0; k < TARN__BUG_COUNT; k++)
+        total += counts[k];
     if (!total) return 0;
     tarn__out_printf(o, "tarn: %lu problem%s found:", total, total == 1 ? "" : "s");
     const char *sep = " ";

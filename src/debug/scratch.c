@@ -36,15 +36,17 @@ static tarn_region_t *region_locked(void) {
     unsigned char *m = tarn__os_map(SCRATCH_BYTES);
     if (!m) return NULL;
     region = tarn_region_init(m, SCRATCH_BYTES, TARN_TLSF);
-    if (region) base = m;
-    else tarn__os_unmap(m, SCRATCH_BYTES);
+    if (region)
+        base = m;
+    else
+        tarn__os_unmap(m, SCRATCH_BYTES);
     return region;
 }
 
 void *tarn__scratch_alloc(size_t size, size_t align) {
     pthread_mutex_lock(&lock);
     tarn_region_t *r = region_locked();
-    void *p = !r ? NULL
+    void *p = !r            ? NULL
               : align <= 16 ? tarn_region_alloc(r, size)
                             : tarn_region_alloc_aligned(r, size, align);
     pthread_mutex_unlock(&lock);

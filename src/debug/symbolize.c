@@ -46,7 +46,8 @@ static const char *base_name(const char *path) {
 /* Prints name demangled when it is a C++ name and the runtime is loaded. */
 static void print_name(tarn__out_t *o, const char *name) {
     demangle_fn *demangle = NULL;
-    if (name[0] == '_' && name[1] == 'Z') demangle = (demangle_fn *)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    if (name[0] == '_' && name[1] == 'Z')
+        demangle = (demangle_fn *)dlsym(RTLD_DEFAULT, "__cxa_demangle");
     int status = -1;
     char *plain = demangle ? demangle(name, NULL, NULL, &status) : NULL;
     tarn__out_printf(o, "%s", status == 0 && plain ? plain : name);
@@ -62,8 +63,10 @@ static bool print_frame(tarn__out_t *o, Dwfl *d, unsigned i, uintptr_t pc, const
     Dwfl_Module *m = d ? dwfl_addrmodule(d, at) : NULL;
     const char *name = m ? dwfl_module_addrname(m, at) : NULL;
     tarn__out_printf(o, "%s#%u ", indent, i);
-    if (name) print_name(o, name);
-    else tarn__out_printf(o, "%#lx", (unsigned long)pc);
+    if (name)
+        print_name(o, name);
+    else
+        tarn__out_printf(o, "%#lx", (unsigned long)pc);
     Dwfl_Line *line = m ? dwfl_module_getsrc(m, at) : NULL;
     int lineno = 0;
     const char *file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
@@ -72,11 +75,24 @@ static bool print_frame(tarn__out_t *o, Dwfl *d, unsigned i, uintptr_t pc, const
     } else if (m) {
         Dwarf_Addr start;
         const char *mod = dwfl_module_info(m, NULL, &start, NULL, NULL, NULL, NULL, NULL);
-        tarn__out_printf(o, " (%s+%#lx)\n", mod ? base_name(mod) : "?", (unsigned long)(pc - start));
+        tarn__out_printf(o, " (%s+%#lx)\n", mod ? base_name(mod) : "?",
+                         (unsigned long)(pc - start));
     } else {
         tarn__out_printf(o, "\n");
     }
     return name && strcmp(name, "main") == 0;
+}
+
+bool tarn__symbol_print(tarn__out_t *o, uintptr_t addr) {
+    Dwfl *d = open_session();
+    Dwfl_Module *m = d ? dwfl_addrmodule(d, addr) : NULL;
+    GElf_Off off;
+    GElf_Sym sym;
+    const char *name = m ? dwfl_module_addrinfo(m, addr, &off, &sym, NULL, NULL, NULL) : NULL;
+    if (!name) return false;
+    print_name(o, name);
+    if (off) tarn__out_printf(o, "+%lu", (unsigned long)off);
+    return true;
 }
 
 void tarn__stack_print(tarn__out_t *o, uint32_t id, const char *indent) {
@@ -87,5 +103,6 @@ void tarn__stack_print(tarn__out_t *o, uint32_t id, const char *indent) {
         return;
     }
     Dwfl *d = open_session();
-    for (unsigned i = 0; i < n && !print_frame(o, d, i, pcs[i], indent); i++) continue;
+    for (unsigned i = 0; i < n && !print_frame(o, d, i, pcs[i], indent); i++)
+        continue;
 }
