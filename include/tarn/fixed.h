@@ -25,12 +25,16 @@ typedef struct tarn_fixed_options {
     size_t grow_count; /* objects in each later block; 0: the pool never grows */
     size_t align;      /* power of two; 0 means 16 (the minimum) */
     size_t keep_empty; /* wholly free blocks kept for reuse before the rest go
-                          back to the OS; 0: blocks worth 1/8 of the pool's
-                          peak capacity; TARN_FIXED_KEEP_NONE: none */
+                          back to the OS; 0: those reused within the last
+                          second (TARN_FIXED_KEEP_MS); TARN_FIXED_KEEP_NONE:
+                          none */
     int thread_safe;   /* nonzero: any thread may call alloc/free (locks) */
 } tarn_fixed_options_t;
 
 #define TARN_FIXED_KEEP_NONE ((size_t)-1)
+/* With keep_empty 0, a wholly free block not reused for this long goes back
+ * to the OS the next time the pool takes its slow path (no timer thread). */
+#define TARN_FIXED_KEEP_MS 1000
 
 /* A pool with 16-byte alignment and the default retention; NULL with errno
  * EINVAL (obj_size 0 or > 1 GiB, both counts 0) or ENOMEM (counts overflow,
@@ -56,24 +60,32 @@ TARN_API int tarn_fixed_check(const tarn_fixed_t *pool);
 
 /* ---- below: layout used by the inline fast paths, not part of the API --- */
 
-/* A block fills one slot of the pool's reserved range: objects from the slot's
- * first byte, this header in the slot's last 64 bytes; offsets count from the
- * slot start. The current block keeps its free list in the pool (hot.free)
- * and counts nothing: it is left only when exhausted, so it then holds
- * exactly end / obj_size live objects. Other blocks count: allocs - frees ==
- * live objects, except that a block retired full holds allocs == frees + 1
- * (true value in saved_allocs) so that its next free takes the slow path. */
+/* Blocks of every pool are slots of one process-wide slot space, reserved in
+ * chunks of 2^TARN__FIXED_CHUNK_SHIFT bytes; a chunk holds slots of one
+ * power-of-two size 2^shift, aligned to it. The chunk map, one byte per chunk
+ * of the 2^47-byte user address space, holds that shift (0: not slot space),
+ * so any address can be checked in O(1) before the header it implies is read. */
+#define TARN__FIXED_CHUNK_SHIFT 26
+#define TARN__FIXED_CHUNKS ((uintptr_t)1 << (47 - TARN__FIXED_CHUNK_SHIFT))
+
+/* A block fills one slot: objects from the slot's first byte, this header in
+ * the slot's last 64 bytes; offsets count from the slot start. The current
+ * block keeps its free list in the pool (hot.free) and counts nothing: it is
+ * left only when exhausted, so it then holds exactly end / obj_size live
+ * objects. Other blocks count: allocs - frees == live objects, except that a
+ * block retired full holds allocs == frees + 1 (true value in aside) so that
+ * its next free takes the slow path. */
 struct tarn_fixed_block_ {
-    void **free;           /* freed objects of this block, LIFO */
-    uint32_t bump;         /* offset of the first object never handed out */
-    uint32_t end;          /* offset past the last object */
-    uint32_t allocs;       /* see above */
+    void **free;        /* freed objects of this block, LIFO */
+    uint32_t bump;      /* offset of the first object never handed out */
+    uint32_t end;       /* offset past the last object */
+    uint32_t allocs;    /* see above */
     uint32_t frees;
-    char *base;            /* the slot's first byte */
-    tarn_fixed_t *pool;    /* owner; the header reads as zeros once released */
-    uint32_t full;         /* retired with nothing free, on no list */
-    uint32_t saved_allocs; /* allocs while retired */
-    struct tarn_fixed_block_ *next, *prev; /* partial, empty or dead list */
+    char *base;         /* the slot's first byte */
+    tarn_fixed_t *pool; /* owner; the header reads as zeros once released */
+    uint32_t full;      /* retired with nothing free, on the full list */
+    uint32_t aside;     /* retired full: allocs; empty: when it emptied (ms) */
+    struct tarn_fixed_block_ *next, *prev; /* the list of its state */
 };
 
 /* The first member of every pool; the inline paths read only this. Alloc
@@ -82,10 +94,11 @@ struct tarn_fixed_block_ {
 struct tarn_fixed_hot_ {
     void **free;                   /* free list of the current block */
     struct tarn_fixed_block_ *cur; /* the current block */
-    uintptr_t lo, span;            /* newest reserved range: [lo, lo + span) */
+    const unsigned char *map;      /* the chunk map */
     uintptr_t low_mask;            /* slot size - 1 */
     size_t obj_size;
     uint64_t div_magic; /* 2^64 / obj_size + 1: divisibility test (Lemire 2019) */
+    unsigned char shift; /* log2 slot size; 0xff in thread-safe pools: no chunk matches */
 };
 
 TARN_API void *tarn__fixed_alloc_slow(tarn_fixed_t *pool);
@@ -108,20 +121,24 @@ TARN_API inline void *tarn_fixed_alloc(tarn_fixed_t *pool) {
     return o;
 }
 
-/* Fast path: proves p a live object of this pool (inside the pool's range,
- * below its block's bump offset, on an object boundary, not carrying the
- * freed tag address ^ pool), then pushes it. Released and never-used slots
- * read bump == 0, so they fail the second test. Anything unusual goes to the
- * slow path, which reports or confirms. */
+/* Fast path: proves p a live object of this pool (in a chunk of this pool's
+ * slot size, in a block this pool owns, below its bump offset, on an object
+ * boundary, not carrying the freed tag address ^ pool), then pushes it.
+ * Released and never-used slots read pool NULL, so they fail the second
+ * test. Anything unusual goes to the slow path, which reports or confirms.
+ * The map byte is read atomically: another thread may be adding a chunk. */
 TARN_API inline void tarn_fixed_free(tarn_fixed_t *pool, void *p) {
     struct tarn_fixed_hot_ *h = (struct tarn_fixed_hot_ *)pool;
     uintptr_t a = (uintptr_t)p;
+    uintptr_t chunk = a >> TARN__FIXED_CHUNK_SHIFT;
     uintptr_t off = a & h->low_mask;
     struct tarn_fixed_block_ *b =
         (struct tarn_fixed_block_ *)((a | h->low_mask) + 1 - sizeof(struct tarn_fixed_block_));
     void **o = (void **)p;
     uintptr_t tag = a ^ (uintptr_t)pool;
-    if (__builtin_expect(a - h->lo >= h->span || off >= b->bump ||
+    if (__builtin_expect(chunk >= TARN__FIXED_CHUNKS ||
+                             __atomic_load_n(&h->map[chunk], __ATOMIC_RELAXED) != h->shift ||
+                             b->pool != pool || off >= b->bump ||
                              off * h->div_magic >= h->div_magic || (uintptr_t)o[1] == tag,
                          0)) {
         tarn__fixed_free_slow(pool, p);
