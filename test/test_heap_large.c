@@ -16,18 +16,21 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-/* VmData of this process in bytes: its private writable mappings. */
-static size_t vm_data(void) {
+/* A size field of /proc/self/status in bytes: VmData (private writable
+ * mappings) or VmSize (all mappings, what RLIMIT_AS limits). */
+static size_t vm_field(const char *name) {
     FILE *f = fopen("/proc/self/status", "r");
     cr_assert_not_null(f);
     char line[256];
-    size_t kib = 0;
+    size_t kib = 0, n = strlen(name);
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmData:", 7)) kib = strtoull(line + 7, NULL, 10);
+        if (!strncmp(line, name, n) && line[n] == ':') kib = strtoull(line + n + 1, NULL, 10);
     fclose(f);
-    cr_assert(kib > 0, "VmData read");
+    cr_assert(kib > 0, "%s read", name);
     return kib * KiB;
 }
+
+static size_t vm_data(void) { return vm_field("VmData"); }
 
 static size_t segment_maps(void) {
     return atomic_load(&tarn__counters.segment_maps);
@@ -70,17 +73,7 @@ Test(large_footprint, a_mix_from_128_kib_to_4_mib) {
     expect_footprint(sizes, 6, 48);
 }
 
-/* VmSize of this process in bytes: all its mappings, what RLIMIT_AS limits. */
-static size_t vm_size(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    cr_assert_not_null(f);
-    char line[256];
-    size_t kib = 0;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmSize:", 7)) kib = strtoull(line + 7, NULL, 10);
-    fclose(f);
-    return kib * KiB;
-}
+static size_t vm_size(void) { return vm_field("VmSize"); }
 
 /* Under an address-space limit 64 MiB above what the process maps, 40
  * blocks of 1 MiB fit (they took 160 MiB when each had a segment). */
