@@ -41,6 +41,8 @@ DEPS    += python3 sqlite3 git libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 
 DEPS    += clang g++ cmake libc6-dev
 # the checking layer (libtarn-debug.so): stack capture and symbolization
 DEPS    += libunwind-dev libdw-dev
+# bench_debug: Valgrind's memcheck, the reference for the checking layer's cost
+DEPS    += valgrind
 
 # The heap (src/heap/) goes into the static libraries as one object, so a
 # program that uses any of it links all of it, the load-time check of

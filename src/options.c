@@ -17,11 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* environ */
 
 #include "internal.h"
 #include "options.h"
-
-extern char **environ;
 
 typedef enum { KIND_FLAG, KIND_NUMBER, KIND_BYTES, KIND_STRING } kind_t;
 
@@ -136,7 +135,7 @@ static bool parse_long(const char *s, size_t n, bool bytes, long *out) {
     if (n == 0) return false;
     long shift = 0;
     if (bytes) {
-        const char *units = "kKmMgG", *u = n ? memchr(units, s[n - 1], 6) : NULL;
+        const char *units = "kKmMgG", *u = memchr(units, s[n - 1], 6);
         if (u) {
             shift = 10 * (1 + (u - units) / 2);
             n--;

@@ -17,12 +17,21 @@ ok() { [ $part -eq 0 ] && echo "   ok: $1"; part=0; }
 
 # prog exit N | prog kill SIG | prog env | prog tree: one program for all.
 cat >"$work/prog.c" <<'C'
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+static pthread_barrier_t all_up;
+static void *churn(void *arg) {
+    void *first = malloc(32); /* this thread's heap, made before any thread exits */
+    pthread_barrier_wait(&all_up);
+    for (int i = 0; i < 10000; i++) free(malloc(16 + i % 500));
+    free(first);
+    return arg;
+}
 int main(int argc, char **argv) {
     void *keep = malloc(100);
     if (argc < 2 || !keep) return 99;
@@ -32,6 +41,14 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "env")) {
         const char *p = getenv("LD_PRELOAD"), *o = getenv("TARN_OPTIONS");
         printf("LD_PRELOAD=%s\nTARN_OPTIONS=%s\n", p ? p : "", o ? o : "");
+        fflush(stdout); /* before any report at exit */
+        return 0;
+    }
+    if (!strcmp(argv[1], "threads")) {
+        pthread_t t[4];
+        pthread_barrier_init(&all_up, NULL, 4);
+        for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, churn, NULL);
+        for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
         return 0;
     }
     if (!strcmp(argv[1], "tree")) { /* two children exec'd, one forked only */
@@ -45,7 +62,7 @@ int main(int argc, char **argv) {
     return 99;
 }
 C
-cc -O0 -o "$work/prog" "$work/prog.c" || { echo "   cannot build the test program"; exit 1; }
+cc -O0 -pthread -o "$work/prog" "$work/prog.c" || { echo "   cannot build the test program"; exit 1; }
 
 # Exit statuses, and signals as the shell reports them when run directly
 # (in a subshell, which reports the death on its own stderr, /dev/null).
@@ -136,6 +153,12 @@ while read -r name kind def; do
     grep -qF "| \`$name\` | $kind | $def |" docs/options.md || bad "docs/options.md: $name $kind $def"
 done <<<"$rows"
 ok "--help-options and docs/options.md agree on every option's kind and default"
+
+# A program with threads: one table, counting the main thread's heap and
+# the four threads'.
+out=$("$tarn" run --stats -- "$work/prog" threads 2>&1); got=$?
+[ $got -eq 0 ] && echo "$out" | grep -q "; 5 thread heaps made$" || bad "threads: $got $(echo "$out" | grep heaps)"
+ok "a program with four threads: its table counts 5 thread heaps"
 
 # Each process reports for itself: the parent, two exec'd children and a
 # forked one print their own table, with their own pid.
