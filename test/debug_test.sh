@@ -182,6 +182,17 @@ else
     hasnt "problem"
 fi
 
+# realloc under leaks alone (the heap's realloc, in place when it can): the
+# blocks stay tracked, the lost one is named by the realloc that made it.
+for opts in leaks check,leaks; do
+    run $opts regrow
+    [ "$rc" -eq 0 ] || bad "exit status $rc"
+    has "tarn: 77 bytes in 1 block definitely lost, allocated at:"
+    got=$(grep -A2 '77 bytes in 1 block definitely lost' <<<"$out" | awk '/#0/ {print $2}')
+    [ "$got" = grow ] || bad "lost block allocated in '$got'"
+    has "tarn: definitely lost: 77 bytes in 1 block"
+done
+
 # A C++ program: demangled names.
 if command -v g++ >/dev/null; then
     g++ -g -O0 test/debug/bugs.cc -o "$work/bugscc" || exit 1

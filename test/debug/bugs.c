@@ -159,6 +159,30 @@ static void forked(void) {
     printf("child %d exited %d\n", (int)pid, WEXITSTATUS(status));
 }
 
+/* Zeroes the stack below the caller, where dead frames of the calls it made
+ * still hold pointers a conservative leak scan would see (the frames of
+ * exit and of the scan itself reuse that memory without writing all of it). */
+static void scrub_stack(void) {
+    volatile char area[32768];
+    memset((char *)area, 0, sizeof area);
+}
+
+/* Blocks grown by realloc (in place without check), one of them lost: the
+ * lost one is named by the realloc that made it. */
+static char *grow(char *p, size_t n) { return realloc(p, n); }
+
+static void regrow(void) {
+    char *p = NULL;
+    for (size_t n = 1; n < 20000; n += 7) {
+        p = grow(p, n);
+        p[n - 1] = 1;
+    }
+    free(realloc(p, 10));
+    launder(grow(malloc(10), 77));
+    launder_slot = NULL;
+    scrub_stack();
+}
+
 static void repeat(void) {
     for (int i = 0; i < 3; i++) {
         char *p = malloc(8);
@@ -226,6 +250,7 @@ int main(int argc, char **argv) {
         {"clean", clean},
         {"running", running},
         {"fork", forked},
+        {"regrow", regrow},
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(argv[1], cases[i].name) == 0) {
