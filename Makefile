@@ -13,6 +13,7 @@ CC      ?= cc
 O       ?= build
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
+BINDIR  ?= $(PREFIX)/bin
 INCLUDEDIR ?= $(PREFIX)/include
 WARN    := -Wall -Wextra -Werror -Wundef -Wshadow -Wstrict-prototypes
 BASE    := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden $(WARN) -Iinclude -Isrc
@@ -38,6 +39,10 @@ DEPS    += python3 sqlite3 git libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 
 # packaging: the clang build, the C++ header check, the installed CMake
 # package, and static linking (libc.a)
 DEPS    += clang g++ cmake libc6-dev
+# the checking layer (libtarn-debug.so): stack capture and symbolization
+DEPS    += libunwind-dev libdw-dev
+# bench_debug: Valgrind's memcheck, the reference for the checking layer's cost
+DEPS    += valgrind
 
 # The heap (src/heap/) goes into the static libraries as one object, so a
 # program that uses any of it links all of it, the load-time check of
@@ -46,7 +51,9 @@ DEPS    += clang g++ cmake libc6-dev
 # libtarn-override, and stay out of libtarn.
 HEAP_SRC := $(wildcard src/heap/*.c)
 OVERRIDE_SRC := $(wildcard src/override*.c src/override/*.c)
-LIB_SRC := $(filter-out $(OVERRIDE_SRC),$(wildcard src/*.c src/*/*.c))
+# The checking layer (src/debug/) goes only into libtarn-debug.so.
+DEBUG_SRC := $(wildcard src/debug/*.c)
+LIB_SRC := $(filter-out $(OVERRIDE_SRC) $(DEBUG_SRC),$(wildcard src/*.c src/*/*.c))
 REST_SRC := $(filter-out $(HEAP_SRC),$(LIB_SRC))
 HDRS    := $(wildcard include/*.h include/tarn/*.h src/*.h src/*/*.h)
 PUB_HDRS := $(wildcard include/tarn/*.h)
@@ -55,7 +62,8 @@ BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
 .PHONY: all test test-stress test-clang bench deps install uninstall clean
-all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so
+all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so $(O)/libtarn-debug.so \
+	$(O)/tarn
 
 # $(call lib_rules,variant-dir,cflags)
 define lib_rules
@@ -93,6 +101,20 @@ $(eval $(call so_rules,libtarn,$(call objs,$(O),$(LIB_SRC))))
 # Calls inside the library bind to its own definitions: no PLT hop per call.
 SYMBOLIC := -Wl,-Bsymbolic-functions
 $(eval $(call so_rules,libtarn-override,$(call objs,$(O),$(LIB_SRC) $(OVERRIDE_SRC)),$(SYMBOLIC)))
+# libtarn-debug.so: the library, glibc's introspection calls and the
+# checking layer, which exports malloc & co itself (src/debug/entry.c).
+# Linked with --no-undefined: a missing symbol fails the build, not the
+# program it is preloaded into.
+DEBUG_LIBS := -lunwind -ldw -ldl
+DEBUG_LDFLAGS := $(SYMBOLIC) -Wl,--no-undefined
+$(eval $(call so_rules,libtarn-debug,$(call objs,$(O),$(LIB_SRC) src/override_info.c $(DEBUG_SRC)),$(DEBUG_LDFLAGS)))
+$(O)/libtarn-debug.so.$(VERSION): LIBS += $(DEBUG_LIBS)
+
+# The tarn command (tools/tarn.c): finds the libraries beside itself, or in
+# LIBDIR given as a path relative to BINDIR, as installed.
+LIB_FROM_BIN = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR))
+$(O)/tarn: tools/tarn.c $(HDRS) $(O)/libtarn.a
+	$(CC) $(REL_CFLAGS) -DTARN_LIB_FROM_BIN='"$(LIB_FROM_BIN)"' $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/libtarn.a $(LIBS)
 
 # Tests: one Criterion binary per module, built against the debug and the
 # sanitizer library; per-test extra libraries go in LDLIBS_<name>.
@@ -102,6 +124,16 @@ $(O)/debug/test/%: test/%.c test/*.h $(O)/debug/libtarn.a
 $(O)/asan/test/%: test/%.c test/*.h $(O)/asan/libtarn.a
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) $(USER_CFLAGS) $(LDFLAGS) $< -o $@ $(O)/asan/libtarn.a -lcriterion $(LIBS) $(LDLIBS_$*)
+
+# test_debug_depot: the stack depot alone (src/debug/ is in no archive).
+LDLIBS_test_debug_depot = $(@D)/../obj/debug/depot.o $(@D)/../libtarn.a -lunwind
+$(foreach v,debug asan,$(eval $(O)/$(v)/test/test_debug_depot: $(O)/$(v)/obj/debug/depot.o))
+
+# The leak scan (src/debug/scan*.c) belongs to libtarn-debug.so; its test
+# compiles it in, with the flags of each test build.
+SCAN_SRC := $(wildcard src/debug/scan*.c)
+LDLIBS_test_debug_scan := $(SCAN_SRC)
+$(O)/debug/test/test_debug_scan $(O)/asan/test/test_debug_scan: $(SCAN_SRC)
 
 test: deps all $(addprefix $(O)/debug/test/,$(TESTS)) $(addprefix $(O)/asan/test/,$(TESTS)) test-stress test-clang
 	@test/run.sh $(O)/debug/test $(O)/asan/test $(O)/clang/debug/test
@@ -129,6 +161,8 @@ $(O)/bench/%: bench/%.c bench/*.h $(O)/libtarn.a
 LDLIBS_bench_arena := -I/usr/include/apr-1.0 -lapr-1 -ltalloc
 LDLIBS_bench_heap := -lm
 LDLIBS_bench_region := -lm
+LDLIBS_bench_debug_scan := $(SCAN_SRC)
+$(O)/bench/bench_debug_scan: $(SCAN_SRC)
 
 # bench_region also counts the memory lines each region operation touches:
 # the same program built against a library that records them
@@ -146,13 +180,17 @@ deps:
 
 # Installs the headers, both static libraries, both shared libraries with
 # their links, tarn.pc, tarn-override.pc and the CMake package
-# (find_package(tarn CONFIG): tarn::tarn, tarn::override). uninstall removes
-# exactly these files, and tarn's own directories once empty.
+# (find_package(tarn CONFIG): tarn::tarn, tarn::override), the tarn command
+# in BINDIR (built again with this install's LIBDIR relative to BINDIR) and
+# libtarn-debug.so, which it preloads, once that library is built.
+# uninstall removes exactly these files, and tarn's own directories once
+# empty.
 SO_FILES := $(foreach l,libtarn libtarn-override,$(l).so.$(VERSION) $(l).so.$(MAJOR) $(l).so)
 INSTALLED := $(INCLUDEDIR)/tarn.h $(addprefix $(INCLUDEDIR)/tarn/,$(notdir $(PUB_HDRS))) \
 	$(addprefix $(LIBDIR)/,libtarn.a libtarn-override.a $(SO_FILES)) \
 	$(addprefix $(LIBDIR)/pkgconfig/,tarn.pc tarn-override.pc) \
-	$(addprefix $(LIBDIR)/cmake/tarn/,tarnConfig.cmake tarnConfigVersion.cmake)
+	$(addprefix $(LIBDIR)/cmake/tarn/,tarnConfig.cmake tarnConfigVersion.cmake) \
+	$(BINDIR)/tarn $(LIBDIR)/libtarn-debug.so
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
 	-e "s|@INC_FROM_LIB@|$$(realpath -m --relative-to=$(LIBDIR) $(INCLUDEDIR))|g"
@@ -169,6 +207,11 @@ install: all
 	$(SUBST) tarn-override.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tarn-override.pc
 	$(SUBST) cmake/tarnConfig.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/tarn/tarnConfig.cmake
 	$(SUBST) cmake/tarnConfigVersion.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/tarn/tarnConfigVersion.cmake
+	$(CC) $(REL_CFLAGS) -DTARN_LIB_FROM_BIN='"$(LIB_FROM_BIN)"' $(USER_CFLAGS) $(LDFLAGS) \
+	    tools/tarn.c -o $(O)/tarn-install $(O)/libtarn.a $(LIBS)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(O)/tarn-install $(DESTDIR)$(BINDIR)/tarn
+	[ ! -f $(O)/libtarn-debug.so ] || install -m 755 $(O)/libtarn-debug.so $(DESTDIR)$(LIBDIR)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))

@@ -86,6 +86,8 @@ void *tarn__os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t a
 uint64_t tarn__os_now_ms(void);
 /* Writes a whole message to stderr, retrying short writes. */
 void tarn__os_write_stderr(const char *s, size_t n);
+/* This process's id (getpid). */
+long tarn__os_pid(void);
 /* A 64-bit value that differs between processes and calls. */
 uint64_t tarn__os_random(void);
 /* Resident set size of this process in bytes, from /proc/self/statm. */
@@ -96,6 +98,37 @@ void tarn__os_fail(long after, long count);
  * product's high bits spread keys that differ only in low bits (Knuth,
  * TAOCP vol. 3, 6.4). */
 #define TARN__FIB_MULT 0x9e3779b97f4a7c15ull
+
+/* Files, threads and signals, for the leak scan (src/debug/scan*.c), which
+ * runs inside the malloc library at exit and may use no stdio. Each returns
+ * -1 with errno on failure and leaves errno alone on success. */
+/* open(2) read-only (O_DIRECTORY too when dir), close-on-exec. */
+int tarn__os_open(const char *path, bool dir);
+/* read(2), retried on EINTR; 0 at end of file. */
+long tarn__os_read(int fd, void *buf, size_t n);
+/* getdents64(2): struct linux_dirent64 records into buf; 0 at the end. */
+long tarn__os_read_dir(int fd, void *buf, size_t n);
+void tarn__os_close(int fd);
+int tarn__os_gettid(void);
+/* Sends sig to thread tid of this process (tgkill(2)). */
+int tarn__os_signal_thread(int tid, int sig);
+/* Makes fn(ucontext) sig's handler, with every signal blocked while it
+ * runs and SA_RESTART so interrupted calls resume; the old action goes to
+ * *old (tarn__os_handler_size() bytes) when old is not NULL. One such
+ * handler at a time in the process. */
+int tarn__os_set_handler(int sig, void (*fn)(void *ucontext), void *old);
+/* Puts back an action tarn__os_set_handler saved. */
+void tarn__os_restore_handler(int sig, const void *old);
+/* True when the action saved in *old is a handler of the program's own,
+ * not SIG_DFL or SIG_IGN. */
+bool tarn__os_handler_is_custom(const void *old);
+/* Bytes a saved action takes. */
+size_t tarn__os_handler_size(void);
+/* Sleeps while *word == expected, at most timeout_ms (0: no limit), or until
+ * woken (futex(2), private); async-signal-safe. */
+void tarn__os_wait_word(const _Atomic uint32_t *word, uint32_t expected, unsigned timeout_ms);
+/* Wakes every thread sleeping on word. */
+void tarn__os_wake_word(const _Atomic uint32_t *word);
 
 static inline bool tarn__is_pow2(size_t x) { return x && !(x & (x - 1)); }
 static inline size_t tarn__align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }

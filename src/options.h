@@ -9,7 +9,7 @@
 #ifndef TARN_OPTIONS_H
 #define TARN_OPTIONS_H
 
-#include <stdio.h>
+#include <stddef.h>
 
 typedef enum tarn__option_id {
     /* the heap's tuning (every library) */
@@ -36,5 +36,20 @@ long tarn__option(tarn__option_id_t id);
 
 /* A string option's value (log), or NULL when it is not set. */
 const char *tarn__option_str(tarn__option_id_t id);
+
+/* The log option with each %p replaced by the pid, into buf (n bytes, NUL
+ * ended); returns its length, or -1 when log is not set or does not fit. */
+long tarn__option_log_path(char *buf, size_t n);
+
+/* "name=value,..." for every option in force, into buf (NUL ended, cut to
+ * n bytes); returns its length. */
+size_t tarn__options_describe(char *buf, size_t n);
+
+/* Resets every option to its default, then applies s (TARN_OPTIONS'
+ * syntax; NULL: none), warning about each bad item; returns how many items
+ * were bad. The result replaces the options in force, and the environment
+ * is no longer read: for the tests and the tarn command, which parse
+ * strings of their own (not thread-safe against tarn__option). */
+int tarn__options_parse(const char *s);
 
 #endif

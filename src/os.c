@@ -1,12 +1,15 @@
 /* The only file that calls the kernel for memory: mmap, munmap, madvise,
  * mremap, mincore, sysconf, and the few reads tarn needs (stderr, /proc,
- * entropy). Contract in internal.h. */
+ * entropy), threads and signals for the leak scan. Contract in internal.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,6 +179,8 @@ void tarn__os_write_stderr(const char *s, size_t n) {
     }
 }
 
+long tarn__os_pid(void) { return (long)getpid(); }
+
 uint64_t tarn__os_random(void) {
     uint64_t r;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
@@ -198,4 +203,86 @@ size_t tarn__os_rss(void) {
     const char *s = buf;
     while (*s && *s != ' ') s++;
     return (size_t)strtoull(s, NULL, 10) * tarn__os_page_size();
+}
+
+/* Keeps errno as it was when ret says success. */
+static long kept_errno(long ret, int saved) {
+    if (ret >= 0) errno = saved;
+    return ret;
+}
+
+int tarn__os_open(const char *path, bool dir) {
+    int saved = errno;
+    return (int)kept_errno(open(path, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0)), saved);
+}
+
+long tarn__os_read(int fd, void *buf, size_t n) {
+    int saved = errno;
+    ssize_t r;
+    do r = read(fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    return kept_errno(r, saved);
+}
+
+long tarn__os_read_dir(int fd, void *buf, size_t n) {
+    int saved = errno;
+    return kept_errno(syscall(SYS_getdents64, fd, buf, n), saved);
+}
+
+void tarn__os_close(int fd) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+}
+
+int tarn__os_gettid(void) { return (int)syscall(SYS_gettid); }
+
+int tarn__os_signal_thread(int tid, int sig) {
+    int saved = errno;
+    return (int)kept_errno(syscall(SYS_tgkill, getpid(), tid, sig), saved);
+}
+
+static void (*_Atomic handler_fn)(void *);
+
+static void on_signal(int sig, siginfo_t *info, void *ucontext) {
+    (void)sig, (void)info;
+    void (*fn)(void *) = atomic_load(&handler_fn);
+    if (fn) fn(ucontext);
+}
+
+int tarn__os_set_handler(int sig, void (*fn)(void *ucontext), void *old) {
+    atomic_store(&handler_fn, fn);
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    int saved = errno;
+    return (int)kept_errno(sigaction(sig, &sa, old), saved);
+}
+
+void tarn__os_restore_handler(int sig, const void *old) {
+    int saved = errno;
+    sigaction(sig, old, NULL);
+    errno = saved;
+}
+
+bool tarn__os_handler_is_custom(const void *old) {
+    const struct sigaction *sa = old;
+    if (sa->sa_flags & SA_SIGINFO) return true;
+    return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN;
+}
+
+size_t tarn__os_handler_size(void) { return sizeof(struct sigaction); }
+
+void tarn__os_wait_word(const _Atomic uint32_t *word, uint32_t expected, unsigned timeout_ms) {
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout_ms ? &ts : NULL, NULL, 0);
+    errno = saved;
+}
+
+void tarn__os_wake_word(const _Atomic uint32_t *word) {
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+    errno = saved;
 }

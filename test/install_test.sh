@@ -35,6 +35,12 @@ done
 for h in include/tarn/*.h; do cmp -s "$h" "$p/include/tarn/${h##*/}" || bad "$h not installed"; done
 ok "libraries $ver with SONAME .so.$major and links, headers"
 
+# The tarn command finds the installed library relative to itself.
+[ -x "$p/bin/tarn" ] || bad "bin/tarn not installed"
+[ "$(cd / && "$p/bin/tarn" run -- sh -c 'echo "$LD_PRELOAD"')" = "$p/bin/../lib/libtarn-override.so" ] ||
+    bad "installed tarn does not preload the installed libtarn-override.so"
+ok "the tarn command, preloading the installed library"
+
 export PKG_CONFIG_PATH=$p/lib/pkgconfig
 for pc in tarn tarn-override; do
     [ "$(pkg-config --modversion $pc)" = "$ver" ] || bad "$pc.pc version is not $ver"
@@ -137,10 +143,10 @@ for req in "$major.0:yes" "$ver:yes" "$major.$((minor + 1)):no" "$((major + 1)):
 done
 ok "cmake: tarnConfigVersion.cmake accepts $major.0 and $ver, refuses newer"
 
-# uninstall removes exactly what install added, but for lib/cmake, a
-# directory other packages share (as include/, lib/ and lib/pkgconfig/).
+# uninstall removes exactly what install added, but for lib/cmake and bin,
+# directories other packages share (as include/, lib/ and lib/pkgconfig/).
 make -s uninstall PREFIX="$p" >/dev/null || bad "make uninstall"
-find "$p" | grep -vx "$p/lib/cmake" | sort >"$tmp/after"
+find "$p" | grep -vx "$p/lib/cmake\|$p/bin" | sort >"$tmp/after"
 if cmp -s "$tmp/before" "$tmp/after"; then ok "uninstall left the prefix as it was"
 else bad "uninstall left:"; diff "$tmp/before" "$tmp/after" | head; fi
 
@@ -151,6 +157,9 @@ stage=$tmp/stage lib=/opt/tarn/lib/x86_64-linux-gnu
 make -s install DESTDIR="$stage" PREFIX=/opt/tarn LIBDIR=$lib >/dev/null || bad "install with DESTDIR"
 [ -f "$stage$lib/libtarn.so.$ver" ] && [ -f "$stage/opt/tarn/include/tarn.h" ] || bad "DESTDIR layout"
 grep -qx "libdir=$lib" "$stage$lib/pkgconfig/tarn-override.pc" || bad "DESTDIR .pc libdir"
+[ "$("$stage/opt/tarn/bin/tarn" run -- sh -c 'echo "$LD_PRELOAD"')" = \
+    "$stage/opt/tarn/bin/../lib/x86_64-linux-gnu/libtarn-override.so" ] ||
+    bad "tarn installed with LIBDIR=$lib does not find its library"
 rm -rf "$tmp/cm/build"
 cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$stage/opt/tarn" >"$tmp/cmake.log" 2>&1 &&
     cmake --build "$tmp/cm/build" >>"$tmp/cmake.log" 2>&1 && "$tmp/cm/build/override" >/dev/null &&

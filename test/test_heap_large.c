@@ -186,7 +186,7 @@ Test(large_cache, a_cached_mapping_is_unmapped_after_the_delay) {
     size_t cached = vm_data();
     tarn_collect(false);
     cr_assert_eq(vm_data(), cached, "kept before its delay");
-    usleep((TARN__LARGE_DELAY_MS + 50) * 1000);
+    usleep((tarn__purge_delay(true) + 50) * 1000);
     tarn_collect(false); /* what the slow paths call: it keeps to the delay */
     cr_assert(vm_data() <= cached - MiB, "the mapping is gone: %zu -> %zu", cached, vm_data());
     tarn_free(warm);

@@ -89,7 +89,7 @@ Test(heap_threads, an_exited_heap_keeps_only_its_budget_for_the_adopter) {
     cr_assert_leq(exit_dirty, budget, "dirty %zu, budget %zu", exit_dirty, budget);
     cr_assert_leq(h->dirty_bytes, exit_dirty, "exiting added nothing");
     /* Unless the thread was held up past the delay before it exited: */
-    if (tarn__os_now_ms() - last_free_ms < TARN__PURGE_DELAY_MS)
+    if (tarn__os_now_ms() - last_free_ms < tarn__purge_delay(false))
         cr_assert_gt(h->dirty_bytes, 0, "what the budget allows is kept for the adopter");
     cr_assert_lt(tarn__os_rss() - base, 8 * MiB, "the 32 MiB went back");
     pthread_create(&t, NULL, allocate_all, (void *)(uintptr_t)48);
@@ -255,9 +255,9 @@ Test(heap_purge, unused_pages_wait_for_the_delay) {
     cr_assert_gt(tarn__tls_heap->dirty_bytes, 0, "kept for reuse at first");
     size_t young = tarn_collect(false);
     /* The delay is short: a test preempted past it may see the purge. */
-    if (tarn__os_now_ms() - freed < TARN__PURGE_DELAY_MS)
+    if (tarn__os_now_ms() - freed < tarn__purge_delay(false))
         cr_assert_eq(young, 0, "too young to purge");
-    usleep((TARN__PURGE_DELAY_MS + 20) * 1000);
+    usleep((tarn__purge_delay(false) + 20) * 1000);
     cr_assert_gt(young + tarn_collect(false), 0, "purged after the delay");
     cr_assert_eq(tarn__tls_heap->dirty_bytes, 0);
     tarn_free(pin);
@@ -315,12 +315,12 @@ Test(heap_purge, a_cached_large_segment_waits_longer) {
     tarn_free(large);
     tarn__page_age_retired(h, true); /* the medium page was kept for its class */
     cr_assert(cached_kind(h, TARN__SEG_MEDIUM) && cached_kind(h, TARN__SEG_LARGE), "both cached");
-    usleep((TARN__PURGE_DELAY_MS + 20) * 1000);
+    usleep((tarn__purge_delay(false) + 20) * 1000);
     tarn_collect(false);
     cr_assert(!cached_kind(h, TARN__SEG_MEDIUM), "the emptied segment went back");
-    if (tarn__os_now_ms() - freed < TARN__LARGE_DELAY_MS)
+    if (tarn__os_now_ms() - freed < tarn__purge_delay(true))
         cr_assert(cached_kind(h, TARN__SEG_LARGE), "the large block's segment waits");
-    usleep((TARN__LARGE_DELAY_MS + 20) * 1000);
+    usleep((tarn__purge_delay(true) + 20) * 1000);
     tarn_collect(false);
     cr_assert_null(h->cache, "and goes back after its delay");
     tarn_free(pin);

@@ -105,6 +105,9 @@ typedef struct tarn_heap_stats {
 
 TARN_API void tarn_heap_stats(tarn_heap_stats_t *out); /* fills *out; allocates nothing */
 TARN_API void tarn_stats_print(FILE *out);          /* a short report of tarn_heap_stats' figures */
+/* Every TARN_OPTIONS option (read by the heap and by libtarn-debug.so): its
+ * name, kind, default, value in force and one line of help. */
+TARN_API void tarn_options_print(FILE *out);
 
 #undef TARN_MALLOC_
 #undef TARN_RESIZE_

@@ -152,7 +152,10 @@ static void atfork_register(void) {
  * and the child inherited the lock taken (found by heap_stress). A
  * constructor of another library allocating before this one runs still
  * registers them on its first allocation, while the process has one thread. */
-__attribute__((constructor)) static void heap_load(void) { atfork_register(); }
+__attribute__((constructor)) static void heap_load(void) {
+    atfork_register();
+    tarn__purge_configure(); /* again: a heap made before libc set up environ read defaults */
+}
 
 /* The calling thread's own heap, made on its first allocation; NULL when
  * the OS has no memory for it. */
@@ -166,6 +169,7 @@ tarn__heap_t *tarn__heap_init_thread(void) {
     if (!h) h = heap_new_locked();
     pthread_mutex_unlock(&heaps_lock);
     if (!h) return NULL;
+    tarn__purge_configure();
     tarn__tls_heap = h;
     /* Both may allocate; the heap is already in place to serve them. */
     if (key_ok) pthread_setspecific(heap_key, h);

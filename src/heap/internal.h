@@ -184,7 +184,8 @@ tarn__page_t *tarn__segment_page_setup(tarn__segment_t *seg);
 bool tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg);
 /* Takes pg (on_purge_queue) off its heap's purge queue. */
 void tarn__segment_dequeue(tarn__heap_t *h, tarn__page_t *pg);
-size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all);
+size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, uint64_t delay,
+                                uint64_t large_delay);
 size_t tarn__segment_cache_decommit(tarn__heap_t *h);
 
 /* purge.c */
@@ -192,6 +193,12 @@ size_t tarn__purge(tarn__heap_t *h, bool all);
 void tarn__purge_enforce(tarn__heap_t *h);
 /* Sets the floor of every heap's budget (TARN__DIRTY_MIN by default). */
 void tarn__purge_set_floor(size_t bytes);
+/* Reads purge_delay_ms, large_delay_ms and purge_budget from the options;
+ * called before a thread's heap is first used, so no purge runs before. */
+void tarn__purge_configure(void);
+/* How long unused memory waits before it goes back: a cached large
+ * segment's (large) or a page's and any other segment's, in ms. */
+uint64_t tarn__purge_delay(bool large);
 
 /* page.c: what the slow path of malloc chooses from (alloc.c orders them). */
 /* Ages the empty pages kept at queue fronts (all released if `all`);

@@ -2,17 +2,39 @@
  *
  * An unused page joins its heap's purge queue (oldest first); a free segment
  * may sit in the heap's cache. Both count as the heap's dirty bytes. They
- * are given back (madvise, munmap) once they have waited PURGE_DELAY_MS (a
- * freed large block's segment LARGE_DELAY_MS),
- * checked whenever the heap takes a new page, or at once, oldest first,
- * when the dirty bytes exceed the budget (an eighth of the live bytes). The
- * budget is what makes a program that frees nearly all it holds drop to a
- * few MiB right after its last free (test/heap_seed000_test.sh), with no
- * timer thread and no later allocator call, and keeps
+ * are given back (madvise, munmap) once they have waited purge_delay_ms (a
+ * freed large block's segment large_delay_ms), checked whenever the heap
+ * takes a new page, or at once, oldest first, when the dirty bytes exceed
+ * the budget (live bytes >> purge_budget: an eighth by default). The three
+ * come from TARN_OPTIONS (src/options.c). The budget is what makes a program
+ * that frees nearly all it holds drop to a few MiB right after its last free
+ * (test/heap_seed000_test.sh), with no timer thread and no later allocator
+ * call, and keeps
  * peak RSS close to what is live; the delay keeps a program that frees and
  * reallocates in waves from paying a page fault per reuse (jemalloc's decay
  * and mimalloc's purge delay make the same trade). */
 #include "heap/internal.h"
+#include "options.h"
+
+/* The options, read on slow paths only. Relaxed atomics: every thread's
+ * heap set-up stores them again, with the same values once the options are
+ * read (before that, while the environment is not yet set up, with the
+ * defaults). */
+static _Atomic uint32_t delay_ms, large_delay_ms;
+static _Atomic unsigned budget_shift;
+
+void tarn__purge_configure(void) {
+    atomic_store_explicit(&delay_ms, (uint32_t)tarn__option(TARN__OPT_PURGE_DELAY_MS),
+                          memory_order_relaxed);
+    atomic_store_explicit(&large_delay_ms, (uint32_t)tarn__option(TARN__OPT_LARGE_DELAY_MS),
+                          memory_order_relaxed);
+    atomic_store_explicit(&budget_shift, (unsigned)tarn__option(TARN__OPT_PURGE_BUDGET),
+                          memory_order_relaxed);
+}
+
+uint64_t tarn__purge_delay(bool large) {
+    return atomic_load_explicit(large ? &large_delay_ms : &delay_ms, memory_order_relaxed);
+}
 
 /* Page i of seg may share a purge: set up, unused, and queued or
  * holding nothing committed. */
@@ -67,7 +89,7 @@ void tarn__purge_set_floor(size_t bytes) {
 static size_t dirty_budget(tarn__heap_t *h) {
     size_t live = atomic_load_explicit(&h->live_bytes, memory_order_relaxed);
     if (live < h->exit_live) live = h->exit_live;
-    size_t b = live >> TARN__DIRTY_SHIFT;
+    size_t b = live >> atomic_load_explicit(&budget_shift, memory_order_relaxed);
     size_t lo = atomic_load_explicit(&dirty_floor, memory_order_relaxed);
     size_t hi = lo > TARN__DIRTY_MAX ? lo : TARN__DIRTY_MAX;
     return b < lo ? lo : b > hi ? hi : b;
@@ -97,9 +119,10 @@ void tarn__purge_enforce(tarn__heap_t *h) {
  * (all of them if `all`); returns the bytes given back. */
 size_t tarn__purge(tarn__heap_t *h, bool all) {
     if (!h->purge_head && !h->cache) return 0; /* the usual case: skip the clock */
-    uint64_t now = tarn__os_now_ms();
+    uint64_t now = tarn__os_now_ms(), delay = tarn__purge_delay(false);
     size_t released = 0;
-    while (h->purge_head && (all || now - h->purge_head->freed_ms >= TARN__PURGE_DELAY_MS))
+    while (h->purge_head && (all || now - h->purge_head->freed_ms >= delay))
         released += purge_oldest(h);
-    return released + tarn__segment_cache_trim(h, now, all);
+    uint64_t large = all ? 0 : tarn__purge_delay(true);
+    return released + tarn__segment_cache_trim(h, now, all ? 0 : delay, large);
 }

@@ -326,15 +326,17 @@ size_t tarn__segment_cache_decommit(tarn__heap_t *h) {
     return bytes;
 }
 
-/* Unmaps cached segments older than their delay (all of them if `all`);
- * returns the bytes given back. */
-size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, bool all) {
+/* Unmaps cached segments that have waited their delay (delay ms, or
+ * large_delay for a large block's); 0 and 0 unmap them all. Returns the
+ * bytes given back. */
+size_t tarn__segment_cache_trim(tarn__heap_t *h, uint64_t now, uint64_t delay,
+                                uint64_t large_delay) {
     size_t released = 0;
     tarn__segment_t **link = &h->cache;
     while (*link) {
         tarn__segment_t *seg = *link;
-        uint64_t delay = seg->kind == TARN__SEG_LARGE ? TARN__LARGE_DELAY_MS : TARN__PURGE_DELAY_MS;
-        if (!all && now - seg->cached_ms < delay) {
+        uint64_t wait = seg->kind == TARN__SEG_LARGE ? large_delay : delay;
+        if (now - seg->cached_ms < wait) {
             link = &seg->next;
             continue;
         }

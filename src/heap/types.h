@@ -88,20 +88,18 @@
 #define TARN__FOREIGN_FLIP 4
 
 /* Purge policy (purge.c): unused memory (free pages, cached segments) stays
- * committed for PURGE_DELAY_MS (a freed large block's segment for
- * LARGE_DELAY_MS) so it can be reused without page faults, unless the heap
- * holds more of it than its budget: its live bytes >> DIRTY_SHIFT, clamped
- * to [DIRTY_MIN, DIRTY_MAX]. Past the budget the oldest goes back at once,
+ * committed for purge_delay_ms (a freed large block's segment for
+ * large_delay_ms) so it can be reused without page faults, unless the heap
+ * holds more of it than its budget: its live bytes >> purge_budget, clamped
+ * to [DIRTY_MIN, DIRTY_MAX]; the three are TARN_OPTIONS, whose defaults
+ * (10 ms, 250 ms, 3: an eighth) are in src/options.c's table. Past the budget the oldest goes back at once,
  * so no timer thread is needed and peak RSS stays within about 1/8 of what
  * the program really uses. The delay is mimalloc's default purge delay; a
  * large block's segment waits longer, as a program that frees a large
  * block usually allocates another soon (docs/heap.md, "Giving memory
  * back", has the measurements of each value). */
-#define TARN__PURGE_DELAY_MS 10
-#define TARN__LARGE_DELAY_MS 250
 #define TARN__DIRTY_MIN ((size_t)128 << 10)
 #define TARN__DIRTY_MAX ((size_t)32 << 20)
-#define TARN__DIRTY_SHIFT 3
 /* Free segments a heap keeps mapped: each one kept spares an mmap and an
  * munmap with its TLB flush. A cached large segment counts against the
  * budget by what it holds resident, others by an upper bound of what they
