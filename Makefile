@@ -6,7 +6,7 @@
 #   clang/                           the library and the debug tests built by clang (make test)
 # The shared libraries are libtarn.so.MAJOR.MINOR.PATCH with SONAME
 # libtarn.so.MAJOR, the version read from include/tarn/version.h.
-# Targets: all (default), test, bench, deps, install, uninstall, clean.
+# Targets: all (default), test, bench, deps, install, uninstall, clean, format.
 # CPPFLAGS, CFLAGS and LDFLAGS given by the user are added after the project's.
 
 CC      ?= cc
@@ -43,6 +43,8 @@ DEPS    += clang g++ cmake libc6-dev
 DEPS    += libunwind-dev libdw-dev
 # bench_debug: Valgrind's memcheck, the reference for the checking layer's cost
 DEPS    += valgrind
+# make format and its check in make test (test/format_test.sh)
+DEPS    += clang-format
 
 # The heap (src/heap/) goes into the static libraries as one object, so a
 # program that uses any of it links all of it, the load-time check of
@@ -61,7 +63,7 @@ TESTS   := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 BENCHES := $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
-.PHONY: all test test-stress test-clang bench deps install uninstall clean
+.PHONY: all test test-stress test-clang bench deps install uninstall clean format
 all: $(O)/libtarn.a $(O)/libtarn-override.a $(O)/libtarn.so $(O)/libtarn-override.so $(O)/libtarn-debug.so \
 	$(O)/tarn
 
@@ -177,6 +179,10 @@ bench: deps all $(addprefix $(O)/bench/,$(BENCHES)) $(O)/bench/bench_region_prob
 
 deps:
 	@tools/deps.sh $(DEPS)
+
+# Rewrites every tracked C file as .clang-format says; make test checks it.
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 # Installs the headers, both static libraries, both shared libraries with
 # their links, tarn.pc, tarn-override.pc and the CMake package

@@ -31,12 +31,14 @@ static void make_sizes(void) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         sizes[i] = 8 + x % 505;
     }
-    for (int i = 1; i <= 4; i++) sizes[i * PIECES / 5] = BIG;
+    for (int i = 1; i <= 4; i++)
+        sizes[i * PIECES / 5] = BIG;
 }
 
 /* Writes one byte per page, as a request filling its buffers would. */
 static inline void touch(char *p, size_t n) {
-    for (size_t off = 0; off < n; off += 4096) p[off] = 1;
+    for (size_t off = 0; off < n; off += 4096)
+        p[off] = 1;
     bench_use(p);
 }
 
@@ -55,8 +57,10 @@ static void request_glibc(void) {
         touch(ptrs[i], sizes[i]);
         if (cleanup_due(i)) fns[n++] = on_cleanup;
     }
-    while (n) fns[--n](NULL);
-    for (int i = 0; i < PIECES; i++) free(ptrs[i]);
+    while (n)
+        fns[--n](NULL);
+    for (int i = 0; i < PIECES; i++)
+        free(ptrs[i]);
 }
 
 static void request_obstack(void) {
@@ -68,7 +72,8 @@ static void request_obstack(void) {
         touch(obstack_alloc(&ob, sizes[i]), sizes[i]);
         if (cleanup_due(i)) fns[n++] = on_cleanup;
     }
-    while (n) fns[--n](NULL);
+    while (n)
+        fns[--n](NULL);
     obstack_free(&ob, NULL);
 }
 
@@ -122,19 +127,24 @@ enum { BACKENDS = sizeof backends / sizeof *backends, MAX_ROUNDS = 41 };
 
 static double time_requests(void (*request)(void), int n) {
     double t0 = bench_now_ns();
-    for (int i = 0; i < n; i++) request();
+    for (int i = 0; i < n; i++)
+        request();
     return (bench_now_ns() - t0) / n;
 }
 
 static void bench_requests(int rounds, int per_round) {
     static double ns[BACKENDS][MAX_ROUNDS];
-    for (int b = 0; b < BACKENDS; b++) time_requests(backends[b].request, per_round / 4);
+    for (int b = 0; b < BACKENDS; b++)
+        time_requests(backends[b].request, per_round / 4);
     for (int r = 0; r < rounds; r++)
-        for (int b = 0; b < BACKENDS; b++) ns[b][r] = time_requests(backends[b].request, per_round);
+        for (int b = 0; b < BACKENDS; b++)
+            ns[b][r] = time_requests(backends[b].request, per_round);
     double med[BACKENDS];
-    for (int b = 0; b < BACKENDS; b++) med[b] = bench_median(ns[b], rounds);
+    for (int b = 0; b < BACKENDS; b++)
+        med[b] = bench_median(ns[b], rounds);
     printf("arena request: 1000 allocations of 8-512 B + 4 of 64 KiB, 5 cleanups "
-           "(median of %d runs x %d requests)\n", rounds, per_round);
+           "(median of %d runs x %d requests)\n",
+           rounds, per_round);
     printf("  %-18s %12s %14s\n", "", "ns/request", "speed vs glibc");
     for (int b = 0; b < BACKENDS; b++)
         printf("  %-18s %12.0f %13.2fx\n", backends[b].name, med[b], med[0] / med[b]);
@@ -148,7 +158,8 @@ static double bump_tarn(int batches) {
     tarn_arena_t *a = tarn_arena_create_ex(&o);
     double t0 = bench_now_ns();
     for (int r = 0; r < batches; r++) {
-        for (int i = 0; i < 65536; i++) bench_use(tarn_arena_alloc(a, 16));
+        for (int i = 0; i < 65536; i++)
+            bench_use(tarn_arena_alloc(a, 16));
         tarn_arena_reset(a);
     }
     double ns = (bench_now_ns() - t0) / ((double)batches * 65536);
@@ -161,7 +172,8 @@ static double bump_apr(int batches) {
     apr_pool_create(&p, NULL);
     double t0 = bench_now_ns();
     for (int r = 0; r < batches; r++) {
-        for (int i = 0; i < 65536; i++) bench_use(apr_palloc(p, 16));
+        for (int i = 0; i < 65536; i++)
+            bench_use(apr_palloc(p, 16));
         apr_pool_clear(p);
     }
     double ns = (bench_now_ns() - t0) / ((double)batches * 65536);
@@ -177,7 +189,8 @@ static double bump_obstack(int batches) {
     void *base = obstack_alloc(&ob, 1);
     double t0 = bench_now_ns();
     for (int r = 0; r < batches; r++) {
-        for (int i = 0; i < 65536; i++) bench_use(obstack_alloc(&ob, 16));
+        for (int i = 0; i < 65536; i++)
+            bench_use(obstack_alloc(&ob, 16));
         obstack_free(&ob, base);
         base = obstack_alloc(&ob, 1);
     }
@@ -216,37 +229,47 @@ static size_t tarn_maps(tarn_arena_t **a) {
 }
 
 static void conns_round_tarn(tarn_arena_t **a) {
-    for (int i = 0; i < CONNS; i++) touch(tarn_arena_alloc(a[i], CONN_BYTES), CONN_BYTES);
-    for (int i = 0; i < CONNS; i++) tarn_arena_reset(a[i]);
+    for (int i = 0; i < CONNS; i++)
+        touch(tarn_arena_alloc(a[i], CONN_BYTES), CONN_BYTES);
+    for (int i = 0; i < CONNS; i++)
+        tarn_arena_reset(a[i]);
 }
 
 static void conns_round_apr(apr_pool_t **p) {
-    for (int i = 0; i < CONNS; i++) touch(apr_palloc(p[i], CONN_BYTES), CONN_BYTES);
-    for (int i = 0; i < CONNS; i++) apr_pool_clear(p[i]);
+    for (int i = 0; i < CONNS; i++)
+        touch(apr_palloc(p[i], CONN_BYTES), CONN_BYTES);
+    for (int i = 0; i < CONNS; i++)
+        apr_pool_clear(p[i]);
 }
 
 /* ns per request after one warm-up round; *maps: OS maps per request. */
 static double conns_tarn(double *maps) {
     tarn_arena_t *a[CONNS];
-    for (int i = 0; i < CONNS; i++) a[i] = tarn_arena_create(0);
+    for (int i = 0; i < CONNS; i++)
+        a[i] = tarn_arena_create(0);
     conns_round_tarn(a);
     size_t before = tarn_maps(a);
     double t0 = bench_now_ns();
-    for (int r = 0; r < CONN_ROUNDS; r++) conns_round_tarn(a);
+    for (int r = 0; r < CONN_ROUNDS; r++)
+        conns_round_tarn(a);
     double ns = (bench_now_ns() - t0) / (CONN_ROUNDS * CONNS);
     *maps = (double)(tarn_maps(a) - before) / (CONN_ROUNDS * CONNS);
-    for (int i = 0; i < CONNS; i++) tarn_arena_destroy(a[i]);
+    for (int i = 0; i < CONNS; i++)
+        tarn_arena_destroy(a[i]);
     return ns;
 }
 
 static double conns_apr(void) {
     apr_pool_t *p[CONNS];
-    for (int i = 0; i < CONNS; i++) apr_pool_create(&p[i], NULL);
+    for (int i = 0; i < CONNS; i++)
+        apr_pool_create(&p[i], NULL);
     conns_round_apr(p);
     double t0 = bench_now_ns();
-    for (int r = 0; r < CONN_ROUNDS; r++) conns_round_apr(p);
+    for (int r = 0; r < CONN_ROUNDS; r++)
+        conns_round_apr(p);
     double ns = (bench_now_ns() - t0) / (CONN_ROUNDS * CONNS);
-    for (int i = 0; i < CONNS; i++) apr_pool_destroy(p[i]);
+    for (int i = 0; i < CONNS; i++)
+        apr_pool_destroy(p[i]);
     return ns;
 }
 
@@ -258,7 +281,8 @@ static void bench_conns(int rounds) {
     }
     double tarn = bench_median(t[0], rounds), apr = bench_median(t[1], rounds);
     printf("arena reset: %d pools, an 11 KiB request each in flight, then reset, ns/request "
-           "(median of %d runs x %d rounds)\n", CONNS, rounds, CONN_ROUNDS);
+           "(median of %d runs x %d rounds)\n",
+           CONNS, rounds, CONN_ROUNDS);
     printf("  tarn %.0f (%.2f OS maps/request, median)   APR %.0f   tarn vs APR: %.2fx\n", tarn,
            bench_median(maps, rounds), apr, apr / tarn);
 }

@@ -128,8 +128,10 @@ static void print_cell(int row, run_mode_t mode, double base) {
         return;
     }
     double m = median_of(row, mode);
-    if (mode == MODE_RELEASE || !base) printf(" %.0f", m);
-    else printf(" %.0f (%.2fx)", m, m / base);
+    if (mode == MODE_RELEASE || !base)
+        printf(" %.0f", m);
+    else
+        printf(" %.0f (%.2fx)", m, m / base);
     printf(runs[row][mode] == 1 && mode != MODE_VALGRIND ? " [1 run] |" : " |");
 }
 
@@ -140,8 +142,10 @@ static void print_table(int reps, int valgrind_reps) {
         double base = failed_status[row][MODE_RELEASE] ? 0 : median_of(row, MODE_RELEASE);
         printf("| %s |", row_name(row));
         for (run_mode_t m = MODE_RELEASE; m < N_MODES; m++) {
-            if (m == MODE_VALGRIND && row != PYTHON_ROW) printf(" |");
-            else print_cell(row, m, base);
+            if (m == MODE_VALGRIND && row != PYTHON_ROW)
+                printf(" |");
+            else
+                print_cell(row, m, base);
         }
         printf("\n");
     }
@@ -180,7 +184,8 @@ int main(int argc, char **argv) {
     bench_machine_line();
     printf("bench_debug: the cost of tarn run --leaks / --check (libtarn-debug.so) against the "
            "release heap, and valgrind on python3\n");
-    if (!debug_lib) printf("build/libtarn-debug.so is not built: --leaks and --check not measured\n");
+    if (!debug_lib)
+        printf("build/libtarn-debug.so is not built: --leaks and --check not measured\n");
     if (!valgrind) printf("valgrind is not installed (make deps): not measured\n");
     for (int r = 0; r < reps; r++)
         for (int row = 0; row < N_ROWS; row++)
@@ -194,8 +199,10 @@ int main(int argc, char **argv) {
                     continue;
                 double t;
                 int st = measure(tarn, row, m, &t);
-                if (st) failed_status[row][m] = st;
-                else ms[row][m][runs[row][m]++] = t;
+                if (st)
+                    failed_status[row][m] = st;
+                else
+                    ms[row][m][runs[row][m]++] = t;
             }
     print_table(reps, valgrind ? valgrind_reps : 0);
     return 0;

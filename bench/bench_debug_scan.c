@@ -19,7 +19,8 @@
 static void *heads[MAX_BLOCKS / 16];
 
 static int by_start(const void *a, const void *b) {
-    uintptr_t x = ((const tarn__scan_block_t *)a)->start, y = ((const tarn__scan_block_t *)b)->start;
+    uintptr_t x = ((const tarn__scan_block_t *)a)->start,
+              y = ((const tarn__scan_block_t *)b)->start;
     return x < y ? -1 : x > y;
 }
 
@@ -50,7 +51,8 @@ static int parked_go;
 static void *parked(void *arg) {
     (void)arg;
     pthread_mutex_lock(&lock);
-    while (!parked_go) pthread_cond_wait(&cond, &lock);
+    while (!parked_go)
+        pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
     return NULL;
 }
@@ -64,7 +66,8 @@ static void run(tarn__scan_block_t *t, size_t n, int threads, int reps) {
         ms[r] = (bench_now_ns() - a) / 1e6;
     }
     size_t reachable = 0;
-    for (size_t i = 0; i < n; i++) reachable += t[i].flags & TARN__SCAN_REACHABLE;
+    for (size_t i = 0; i < n; i++)
+        reachable += t[i].flags & TARN__SCAN_REACHABLE;
     double med = bench_median(ms, reps), mib = (double)(st.root_bytes + st.block_bytes) / (1 << 20);
     printf("%8zu %7d %9.2f %9.2f %9.2f %8.2f %9.1f %7.1f%%\n", n, threads, med,
            (double)st.root_bytes / (1 << 20), (double)st.block_bytes / (1 << 20), med / mib,
@@ -87,13 +90,15 @@ int main(int argc, char **argv) {
         run(t, n, 1, n < MAX_BLOCKS ? 9 : 3);
     }
     pthread_t th[8];
-    for (int i = 0; i < 8; i++) pthread_create(&th[i], NULL, parked, NULL);
+    for (int i = 0; i < 8; i++)
+        pthread_create(&th[i], NULL, parked, NULL);
     run(t, done, 9, 3);
     pthread_mutex_lock(&lock);
     parked_go = 1;
     pthread_cond_broadcast(&cond);
     pthread_mutex_unlock(&lock);
-    for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
     bench_use(heads);
     return 0;
 }

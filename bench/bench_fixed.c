@@ -12,43 +12,43 @@
 #include "bench.h"
 #include "tarn.h"
 
-static const int seed_counts[] = {20000, 40000, 80000, 100000, 120000,
+static const int seed_counts[] = {20000,  40000,  80000,  100000, 120000,
                                   140000, 160000, 180000, 200000};
 enum { NSEED = sizeof seed_counts / sizeof seed_counts[0] };
 
 /* The same two workloads, written out for each allocator so the compiler
  * sees each call exactly as a user's code would. */
-#define WORKLOADS(name, ALLOC, FREE)                                                          \
-    static double loop_##name(tarn_fixed_t *pool, size_t size) {                              \
-        long pairs = 0;                                                                       \
-        double t0 = bench_now_ns();                                                           \
-        for (int i = 0; i < NSEED; i++) {                                                     \
-            for (int j = 0; j < seed_counts[i]; j++) {                                        \
-                void *p = ALLOC;                                                              \
-                bench_use(p);                                                                 \
-                FREE;                                                                         \
-            }                                                                                 \
-            pairs += seed_counts[i];                                                          \
-        }                                                                                     \
-        (void)pool, (void)size;                                                               \
-        return (bench_now_ns() - t0) / (double)pairs;                                         \
-    }                                                                                         \
-    static double batch_##name(tarn_fixed_t *pool, size_t size, void **slots,                 \
-                               const uint32_t *perm, size_t n, int rounds) {                  \
-        double t0 = bench_now_ns();                                                           \
-        for (int r = 0; r < rounds; r++) {                                                    \
-            for (size_t i = 0; i < n; i++) {                                                  \
-                void *p = ALLOC;                                                              \
-                bench_use(p);                                                                 \
-                slots[i] = p;                                                                 \
-            }                                                                                 \
-            for (size_t i = 0; i < n; i++) {                                                  \
-                void *p = slots[perm[i]];                                                     \
-                FREE;                                                                         \
-            }                                                                                 \
-        }                                                                                     \
-        (void)pool, (void)size;                                                               \
-        return (bench_now_ns() - t0) / (double)(n * (size_t)rounds);                          \
+#define WORKLOADS(name, ALLOC, FREE)                                                               \
+    static double loop_##name(tarn_fixed_t *pool, size_t size) {                                   \
+        long pairs = 0;                                                                            \
+        double t0 = bench_now_ns();                                                                \
+        for (int i = 0; i < NSEED; i++) {                                                          \
+            for (int j = 0; j < seed_counts[i]; j++) {                                             \
+                void *p = ALLOC;                                                                   \
+                bench_use(p);                                                                      \
+                FREE;                                                                              \
+            }                                                                                      \
+            pairs += seed_counts[i];                                                               \
+        }                                                                                          \
+        (void)pool, (void)size;                                                                    \
+        return (bench_now_ns() - t0) / (double)pairs;                                              \
+    }                                                                                              \
+    static double batch_##name(tarn_fixed_t *pool, size_t size, void **slots,                      \
+                               const uint32_t *perm, size_t n, int rounds) {                       \
+        double t0 = bench_now_ns();                                                                \
+        for (int r = 0; r < rounds; r++) {                                                         \
+            for (size_t i = 0; i < n; i++) {                                                       \
+                void *p = ALLOC;                                                                   \
+                bench_use(p);                                                                      \
+                slots[i] = p;                                                                      \
+            }                                                                                      \
+            for (size_t i = 0; i < n; i++) {                                                       \
+                void *p = slots[perm[i]];                                                          \
+                FREE;                                                                              \
+            }                                                                                      \
+        }                                                                                          \
+        (void)pool, (void)size;                                                                    \
+        return (bench_now_ns() - t0) / (double)(n * (size_t)rounds);                               \
     }
 
 WORKLOADS(tarn, tarn_fixed_alloc(pool), tarn_fixed_free(pool, p))
@@ -64,7 +64,8 @@ static uint32_t rng_next(void) {
 
 static uint32_t *make_perm(size_t n) {
     uint32_t *perm = malloc(n * sizeof *perm);
-    for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
+        perm[i] = (uint32_t)i;
     for (size_t i = n - 1; i > 0; i--) {
         size_t j = rng_next() % (i + 1);
         uint32_t t = perm[i];
@@ -74,7 +75,8 @@ static uint32_t *make_perm(size_t n) {
     return perm;
 }
 
-static void print_row(const char *name, size_t size, double tarn_ns, double glibc_ns, double target) {
+static void print_row(const char *name, size_t size, double tarn_ns, double glibc_ns,
+                      double target) {
     double ratio = glibc_ns / tarn_ns;
     printf("%-6s %5zu  %9.2f  %9.2f  %6.2fx  %5.1fx  %s\n", name, size, tarn_ns, glibc_ns, ratio,
            target, ratio >= target ? "ok" : "BELOW TARGET");
@@ -104,7 +106,8 @@ int main(int argc, char **argv) {
             tv[r] = batch_tarn(pool, sz, slots, perm, n, rounds);
             gv[r] = batch_glibc(pool, sz, slots, perm, n, rounds);
         }
-        print_row("batch", sizes[k], bench_median(tv, batch_runs), bench_median(gv, batch_runs), 1.5);
+        print_row("batch", sizes[k], bench_median(tv, batch_runs), bench_median(gv, batch_runs),
+                  1.5);
         tarn_fixed_destroy(pool);
     }
     free(slots);

@@ -14,8 +14,8 @@
  * where memory given back and touched again shows. */
 #include <errno.h>
 #include <math.h>
-#include <stdbool.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -61,7 +61,8 @@ static void *larson_thread(void *arg) {
         pthread_create(&next, NULL, larson_thread, st);
         pthread_detach(next);
     } else {
-        for (int k = 0; k < LARSON_SLOTS; k++) free(st->slot[k]);
+        for (int k = 0; k < LARSON_SLOTS; k++)
+            free(st->slot[k]);
         st->generation = -1;
     }
     return NULL;
@@ -81,7 +82,8 @@ static void run_larson(void) {
         pthread_detach(th);
     }
     for (int t = 0; t < LARSON_THREADS; t++)
-        while (__atomic_load_n(&st[t].generation, __ATOMIC_ACQUIRE) != -1) usleep(1000);
+        while (__atomic_load_n(&st[t].generation, __ATOMIC_ACQUIRE) != -1)
+            usleep(1000);
 }
 
 /* ---- xmalloc: producers allocate, consumers free ----------------------- */
@@ -108,7 +110,8 @@ static void *x_producer(void *arg) {
             touch(batch[i], n);
         }
         pthread_mutex_lock(&q->lock);
-        while (q->count == X_RING) pthread_cond_wait(&q->cond, &q->lock);
+        while (q->count == X_RING)
+            pthread_cond_wait(&q->cond, &q->lock);
         memcpy(q->ring[(q->head + q->count) % X_RING], batch, sizeof batch);
         q->count++;
         pthread_cond_broadcast(&q->cond);
@@ -126,7 +129,8 @@ static void *x_consumer(void *arg) {
     for (;;) {
         void *batch[X_BATCH];
         pthread_mutex_lock(&q->lock);
-        while (q->count == 0 && !q->done) pthread_cond_wait(&q->cond, &q->lock);
+        while (q->count == 0 && !q->done)
+            pthread_cond_wait(&q->cond, &q->lock);
         if (q->count == 0) {
             pthread_mutex_unlock(&q->lock);
             return NULL;
@@ -136,7 +140,8 @@ static void *x_consumer(void *arg) {
         q->count--;
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
-        for (int i = 0; i < X_BATCH; i++) free(batch[i]);
+        for (int i = 0; i < X_BATCH; i++)
+            free(batch[i]);
     }
 }
 
@@ -163,7 +168,8 @@ static void *scratch_thread(void *arg) {
     for (long r = 0; r < rounds; r++) {
         volatile char *p = malloc(SCRATCH_SIZE);
         for (int rep = 0; rep < 50; rep++)
-            for (int j = 0; j < SCRATCH_SIZE; j++) p[j] = (char)(p[j] + rep);
+            for (int j = 0; j < SCRATCH_SIZE; j++)
+                p[j] = (char)(p[j] + rep);
         free((void *)p);
     }
     return NULL;
@@ -172,9 +178,12 @@ static void *scratch_thread(void *arg) {
 static void run_cache_scratch(void) {
     pthread_t t[SCRATCH_THREADS];
     void *obj[SCRATCH_THREADS];
-    for (int i = 0; i < SCRATCH_THREADS; i++) obj[i] = malloc(SCRATCH_SIZE);
-    for (int i = 0; i < SCRATCH_THREADS; i++) pthread_create(&t[i], NULL, scratch_thread, obj[i]);
-    for (int i = 0; i < SCRATCH_THREADS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < SCRATCH_THREADS; i++)
+        obj[i] = malloc(SCRATCH_SIZE);
+    for (int i = 0; i < SCRATCH_THREADS; i++)
+        pthread_create(&t[i], NULL, scratch_thread, obj[i]);
+    for (int i = 0; i < SCRATCH_THREADS; i++)
+        pthread_join(t[i], NULL);
 }
 
 /* ---- alloc-mix: mixed sizes and lifetimes ------------------------------ */
@@ -201,7 +210,8 @@ static void *mix_thread(void *arg) {
         slot[k] = malloc(n);
         touch(slot[k], n);
     }
-    for (int k = 0; k < MIX_SLOTS; k++) free(slot[k]);
+    for (int k = 0; k < MIX_SLOTS; k++)
+        free(slot[k]);
     free(slot);
     return NULL;
 }
@@ -210,7 +220,8 @@ static void run_alloc_mix(void) {
     pthread_t t[MIX_THREADS];
     for (int i = 0; i < MIX_THREADS; i++)
         pthread_create(&t[i], NULL, mix_thread, (void *)(uintptr_t)(i + 1));
-    for (int i = 0; i < MIX_THREADS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < MIX_THREADS; i++)
+        pthread_join(t[i], NULL);
 }
 
 /* ---- realloc-grow: buffers grown a little at a time -------------------- */
@@ -256,20 +267,20 @@ static void turn_blocks(int slots, long rounds, size_t min, size_t max) {
         free(slot[k]);
         size_t n = min + rnd(&rng) % (max - min + 1);
         slot[k] = malloc(n);
-        for (size_t off = 0; off < n; off += page) slot[k][off] = (char)off;
+        for (size_t off = 0; off < n; off += page)
+            slot[k][off] = (char)off;
         slot[k][n - 1] = 1;
         bench_use(slot[k]);
     }
-    for (int k = 0; k < slots; k++) free(slot[k]);
+    for (int k = 0; k < slots; k++)
+        free(slot[k]);
 }
 
 static void run_large_turn(void) {
     turn_blocks(16, 200 * scale, (size_t)128 << 10, (size_t)4 << 20);
 }
 
-static void run_huge_turn(void) {
-    turn_blocks(4, 24 * scale, (size_t)5 << 20, (size_t)25 << 20);
-}
+static void run_huge_turn(void) { turn_blocks(4, 24 * scale, (size_t)5 << 20, (size_t)25 << 20); }
 
 /* ---- driver ------------------------------------------------------------ */
 typedef struct {
@@ -278,9 +289,12 @@ typedef struct {
 } workload_t;
 
 static const workload_t workloads[] = {
-    {"larson", run_larson},           {"xmalloc", run_xmalloc},
-    {"cache-scratch", run_cache_scratch}, {"alloc-mix", run_alloc_mix},
-    {"realloc-grow", run_realloc_grow},   {"large-turn", run_large_turn},
+    {"larson", run_larson},
+    {"xmalloc", run_xmalloc},
+    {"cache-scratch", run_cache_scratch},
+    {"alloc-mix", run_alloc_mix},
+    {"realloc-grow", run_realloc_grow},
+    {"large-turn", run_large_turn},
     {"huge-turn", run_huge_turn},
 };
 enum { N_WORK = sizeof workloads / sizeof *workloads, MAX_ALLOC = 5, MAX_REPS = 15 };
@@ -342,7 +356,8 @@ static int measure(const char *self, int w, const allocator_t *a, sample_t *out)
 
 static double geomean(const double *v, int n) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += log(v[i]);
+    for (int i = 0; i < n; i++)
+        s += log(v[i]);
     return exp(s / n);
 }
 
@@ -350,13 +365,16 @@ static double ms_med[N_WORK][MAX_ALLOC], rss_med[N_WORK][MAX_ALLOC];
 static double faults_med[N_WORK][2], sys_med[N_WORK][2]; /* glibc, tarn */
 
 static void print_table(FILE *out, int reps) {
-    fprintf(out, "heap: wall time and peak RSS, median of %d runs (jemalloc, tcmalloc, "
-                 "mimalloc: %d); ratio = allocator / glibc (lower is better)\n\n",
+    fprintf(out,
+            "heap: wall time and peak RSS, median of %d runs (jemalloc, tcmalloc, "
+            "mimalloc: %d); ratio = allocator / glibc (lower is better)\n\n",
             reps, ANCHOR_REPS(reps));
     fprintf(out, "| workload | glibc ms | glibc MiB |");
-    for (int a = 1; a < n_allocs; a++) fprintf(out, " %s time | %s RSS |", allocs[a].name, allocs[a].name);
+    for (int a = 1; a < n_allocs; a++)
+        fprintf(out, " %s time | %s RSS |", allocs[a].name, allocs[a].name);
     fprintf(out, "\n|---|---|---|");
-    for (int a = 1; a < n_allocs; a++) fprintf(out, "---|---|");
+    for (int a = 1; a < n_allocs; a++)
+        fprintf(out, "---|---|");
     fprintf(out, "\n");
     double tr[MAX_ALLOC][N_WORK], rr[MAX_ALLOC][N_WORK];
     for (int w = 0; w < N_WORK; w++) {
@@ -387,13 +405,15 @@ static void write_chart_data(void) {
     FILE *f = fopen("bench/results/heap.dat", "w");
     if (!f) return;
     fprintf(f, "workload");
-    for (int a = 1; a < n_allocs; a++) fprintf(f, " %s", allocs[a].name);
+    for (int a = 1; a < n_allocs; a++)
+        fprintf(f, " %s", allocs[a].name);
     fprintf(f, "\n");
     for (int part = 0; part < 2; part++)
         for (int w = 0; w < N_WORK; w++) {
             fprintf(f, "%s%s", workloads[w].name, part ? "(rss)" : "");
             for (int a = 1; a < n_allocs; a++)
-                fprintf(f, " %.3f", part ? rss_med[w][a] / rss_med[w][0] : ms_med[w][a] / ms_med[w][0]);
+                fprintf(f, " %.3f",
+                        part ? rss_med[w][a] / rss_med[w][0] : ms_med[w][a] / ms_med[w][0]);
             fprintf(f, "\n");
         }
     fclose(f);
@@ -423,7 +443,8 @@ int main(int argc, char **argv) {
             for (int a = 0; a < n_allocs; a++)
                 if ((a < 2 || r < ANCHOR_REPS(reps)) &&
                     measure("/proc/self/exe", w, &allocs[a], &runs[w][a][r])) {
-                    fprintf(stderr, "bench_heap: %s under %s failed\n", workloads[w].name, allocs[a].name);
+                    fprintf(stderr, "bench_heap: %s under %s failed\n", workloads[w].name,
+                            allocs[a].name);
                     return 1;
                 }
     for (int w = 0; w < N_WORK; w++)

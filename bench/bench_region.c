@@ -144,7 +144,8 @@ static void calibrate(void) {
 #endif
     uint64_t k0, k1;
     double t0 = ns_at(&k0);
-    while (bench_now_ns() - t0 < 20e6) continue;
+    while (bench_now_ns() - t0 < 20e6)
+        continue;
     ns_per_tick = (ns_at(&k1) - t0) / (double)(k1 - k0);
     static double d[10001];
     static uint16_t r[10001];
@@ -177,7 +178,8 @@ static size_t reads_cap; /* ops per trace and run with a reading */
 
 static inline void record(costs_t *c, uint64_t t0, uint64_t t1) {
     if (c->reads) {
-        if (c->n < reads_cap) c->reads[c->n] = t1 - t0 < UINT16_MAX ? (uint16_t)(t1 - t0) : UINT16_MAX;
+        if (c->n < reads_cap)
+            c->reads[c->n] = t1 - t0 < UINT16_MAX ? (uint16_t)(t1 - t0) : UINT16_MAX;
         c->n++;
         return;
     }
@@ -219,10 +221,14 @@ static unsigned char *buffer;
 static size_t region_len = REGION_LEN;
 static size_t slots = SLOTS; /* scaled with region_len */
 
-static inline void *heap_alloc(size_t n) { return region ? tarn_region_alloc(region, n) : malloc(n); }
+static inline void *heap_alloc(size_t n) {
+    return region ? tarn_region_alloc(region, n) : malloc(n);
+}
 static inline void heap_free(void *p) {
-    if (region) tarn_region_free(region, p);
-    else free(p);
+    if (region)
+        tarn_region_free(region, p);
+    else
+        free(p);
 }
 
 static uint64_t rng;
@@ -236,7 +242,8 @@ static inline uint64_t rnd(void) {
 static size_t draw_uniform(void) { return 16 + rnd() % (4096 - 16 + 1); }
 static size_t draw_power(void) {
     unsigned k = 0;
-    while (k < 12 && rnd() & 1) k++;
+    while (k < 12 && rnd() & 1)
+        k++;
     size_t lo = (size_t)16 << k;
     return lo + rnd() % lo;
 }
@@ -262,7 +269,8 @@ static size_t *live_size;
  * the region was then. live_p[0, n) are the blocks alive at the start. */
 static double fill_until_failure(size_t n, size_t (*draw)(void)) {
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += live_size[i];
+    for (size_t i = 0; i < n; i++)
+        bytes += live_size[i];
     while (n < MAX_OPS) {
         if (n && rnd() % 8 == 0) {
             size_t v = rnd() % n;
@@ -314,7 +322,8 @@ static void trace_slots(size_t steps, size_t (*draw)(void), run_t *out, bool mea
     if (measure_fill) {
         out->fill = fill_until_failure(n, draw);
     } else if (!region) {
-        for (size_t i = 0; i < n; i++) free(live_p[i]);
+        for (size_t i = 0; i < n; i++)
+            free(live_p[i]);
     }
 }
 
@@ -382,14 +391,17 @@ static result_t measure(int trace, int policy, int runs, size_t steps) {
     double am[16], fm[16];
     result_t res = {0};
     for (int run = 0; run < runs; run++) {
-        region = policy == GLIBC ? NULL : tarn_region_init(buffer, region_len, (tarn_policy_t)policy);
+        region =
+            policy == GLIBC ? NULL : tarn_region_init(buffer, region_len, (tarn_policy_t)policy);
         uint16_t *ar = reads_cap ? a_reads + run * reads_cap : NULL;
         uint16_t *fr = reads_cap ? f_reads + run * reads_cap : NULL;
         run_t out = {.alloc = {a.min, ar, 0, 0}, .free = {f.min, fr, 0, 0}};
         rng = 0x9e3779b97f4a7c15ull + (uint64_t)trace;
         bool first = run == 0 && policy != GLIBC && !counting;
-        if (trace == FRAGMENT) trace_fragment(&out, first);
-        else trace_slots(steps, trace == RANDOM ? draw_uniform : draw_power, &out, first);
+        if (trace == FRAGMENT)
+            trace_fragment(&out, first);
+        else
+            trace_slots(steps, trace == RANDOM ? draw_uniform : draw_power, &out, first);
         if (first) {
             res.frag = out.peak_frag;
             res.fill = out.fill;
@@ -439,8 +451,10 @@ static void print_table(results_t res, bool with_glibc, bool with_fill) {
             printf("%-10s %-9s %10.1f %11.0f %10.1f %11.0f", trace_names[t],
                    p == GLIBC ? "glibc" : policy_names[p], r->alloc_mean, r->alloc_worst,
                    r->free_mean, r->free_worst);
-            if (with_fill && p == GLIBC) printf(" %6s %6s", "-", "-");
-            else if (with_fill) printf(" %6.3f %5.1f%%", r->frag, 100 * r->fill);
+            if (with_fill && p == GLIBC)
+                printf(" %6s %6s", "-", "-");
+            else if (with_fill)
+                printf(" %6.3f %5.1f%%", r->frag, 100 * r->fill);
             printf("\n");
         }
 }
@@ -544,8 +558,9 @@ int main(int argc, char **argv) {
     use_small_region(steps / 5);
     printf("\nregion, small: the same traces on a %zu KiB buffer (L2-resident), %zu slots, "
            "%zu steps, %d runs;\nan op's time: the mean of its readings within one clock step "
-           "of its fastest, less the empty pair's (+-%.1f ns)\n", SMALL_LEN >> 10, slots,
-           steps / 5, SMALL_RUNS, tick_step * ns_per_tick / (2 * sqrt(SMALL_RUNS)));
+           "of its fastest, less the empty pair's (+-%.1f ns)\n",
+           SMALL_LEN >> 10, slots, steps / 5, SMALL_RUNS,
+           tick_step * ns_per_tick / (2 * sqrt(SMALL_RUNS)));
     run_all(small, SMALL_RUNS, steps / 5, false);
     print_table(small, false, true);
     target_line("ns, 64 MiB (the issue's measure; one cache miss is ~100 ns)", big);

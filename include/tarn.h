@@ -16,12 +16,11 @@
 #ifndef TARN_H
 #define TARN_H
 
+#include "tarn/arena.h"
 #include "tarn/common.h"
 #include "tarn/fixed.h"
-#include "tarn/arena.h"
-#include "tarn/region.h"
 #include "tarn/heap.h"
+#include "tarn/region.h"
 #include "tarn/version.h"
-
 
 #endif

@@ -31,14 +31,16 @@ void tarn__report(const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     tarn_error_fn fn = atomic_load(&handler);
-    if (fn) fn(msg, atomic_load(&handler_arg));
-    else default_handler(msg);
+    if (fn)
+        fn(msg, atomic_load(&handler_arg));
+    else
+        default_handler(msg);
 }
 
 void tarn__assert_fail(const char *cond, const char *why, const char *file, int line) {
     char msg[600];
-    int n = snprintf(msg, sizeof msg, "tarn: assertion failed at %s:%d: %s (%s)\n",
-                     file, line, cond, why);
+    int n = snprintf(msg, sizeof msg, "tarn: assertion failed at %s:%d: %s (%s)\n", file, line,
+                     cond, why);
     if (n > 0) tarn__os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
     abort();
 }

@@ -42,7 +42,8 @@
 #include "fixed_space.h"
 
 typedef struct tarn_fixed_block_ block_t;
-_Static_assert(sizeof(block_t) == 64, "the inline free path finds the header 64 bytes before the slot end");
+_Static_assert(sizeof(block_t) == 64,
+               "the inline free path finds the header 64 bytes before the slot end");
 
 #define MAX_OBJ_SIZE ((size_t)1 << 30)
 #define MAX_ALIGN ((size_t)1 << 20)
@@ -123,7 +124,8 @@ static void ***list_of(tarn_fixed_t *pool, block_t *b) {
  * corrupted into a cycle cannot hang the caller. */
 static size_t list_length(void **o, size_t limit) {
     size_t n = 0;
-    for (; o && n < limit; o = (void **)o[0]) n++;
+    for (; o && n < limit; o = (void **)o[0])
+        n++;
     return n;
 }
 
@@ -139,16 +141,22 @@ static size_t block_used(tarn_fixed_t *pool, block_t *b) {
 static void list_push(block_list_t *l, block_t *b) {
     b->prev = NULL;
     b->next = l->head;
-    if (l->head) l->head->prev = b;
-    else l->tail = b;
+    if (l->head)
+        l->head->prev = b;
+    else
+        l->tail = b;
     l->head = b;
 }
 
 static void list_remove(block_list_t *l, block_t *b) {
-    if (b->prev) b->prev->next = b->next;
-    else l->head = b->next;
-    if (b->next) b->next->prev = b->prev;
-    else l->tail = b->prev;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        l->head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    else
+        l->tail = b->prev;
     b->next = b->prev = NULL;
 }
 
@@ -345,14 +353,15 @@ static const char *invalid_reason(tarn_fixed_t *pool, uintptr_t a, tarn_fixed_t 
     if (off >= b->end || off % pool->hot.obj_size) return "free of interior pointer";
     bool tagged = ((void **)a)[1] == (void *)freed_tag(pool, a);
     if (off >= b->bump) return tagged ? "double free of" : "free of never-allocated";
-    if (tagged && on_list(*list_of(pool, b), (void *)a, b->bump / pool->hot.obj_size)) return "double free of";
+    if (tagged && on_list(*list_of(pool, b), (void *)a, b->bump / pool->hot.obj_size))
+        return "double free of";
     return NULL;
 }
 
 static void report(tarn_fixed_t *pool, void *p, const char *why, const tarn_fixed_t *owner) {
     if (owner)
-        tarn__report("%s %p (size %zu) in fixed pool %p: it lies in a block of fixed pool %p", why, p,
-                     pool->hot.obj_size, (void *)pool, (const void *)owner);
+        tarn__report("%s %p (size %zu) in fixed pool %p: it lies in a block of fixed pool %p", why,
+                     p, pool->hot.obj_size, (void *)pool, (const void *)owner);
     else
         tarn__report("%s %p (size %zu) in fixed pool %p", why, p, pool->hot.obj_size, (void *)pool);
 }
@@ -434,14 +443,17 @@ static int map_initial_blocks(tarn_fixed_t *pool, size_t init_count) {
     for (size_t i = 0; i < nblocks; i++) {
         block_t *b = block_new(pool, cap);
         if (!b) return -1;
-        if (i == 0) set_current(pool, b);
-        else list_push(&pool->partial, b);
+        if (i == 0)
+            set_current(pool, b);
+        else
+            list_push(&pool->partial, b);
     }
     return 0;
 }
 
 static void release_list(tarn_fixed_t *pool, block_list_t *l) {
-    for (block_t *b; (b = list_pop(l));) block_release(pool, b);
+    for (block_t *b; (b = list_pop(l));)
+        block_release(pool, b);
 }
 
 static void pool_release(tarn_fixed_t *pool) {
@@ -491,7 +503,8 @@ static tarn_fixed_t *create_ex(const tarn_fixed_options_t *opt) {
 tarn_fixed_t *tarn_fixed_create_layout_(const tarn_fixed_options_t *opt, unsigned layout) {
     if (layout != TARN_FIXED_LAYOUT) {
         tarn__report("fixed pool create from a program built with fixed.h layout %u; this "
-                     "library has layout %u (rebuild the program)", layout, TARN_FIXED_LAYOUT);
+                     "library has layout %u (rebuild the program)",
+                     layout, TARN_FIXED_LAYOUT);
         return errno = EINVAL, NULL;
     }
     return create_ex(opt);
@@ -506,7 +519,8 @@ void tarn_fixed_destroy(tarn_fixed_t *pool) {
 typedef void block_fn(tarn_fixed_t *pool, block_t *b, void *arg);
 
 static void each_on_list(tarn_fixed_t *pool, const block_list_t *l, block_fn *fn, void *arg) {
-    for (block_t *b = l->head; b; b = b->next) fn(pool, b, arg);
+    for (block_t *b = l->head; b; b = b->next)
+        fn(pool, b, arg);
 }
 
 /* Calls fn on every block the pool holds, under the pool's lock if it has
@@ -554,8 +568,8 @@ static void check_block(tarn_fixed_t *pool, block_t *b, void *arg) {
     for (void **o = *list_of(pool, b); o; o = (void **)o[0]) {
         uintptr_t off = (uintptr_t)o - (uintptr_t)b->base;
         if (off >= b->bump || off % pool->hot.obj_size || ++nfree > handed) {
-            tarn__report("fixed pool %p: block %p has a corrupted free list (entry %p)", (void *)pool,
-                         (void *)b, (void *)o);
+            tarn__report("fixed pool %p: block %p has a corrupted free list (entry %p)",
+                         (void *)pool, (void *)b, (void *)o);
             *bad = 1;
             return;
         }

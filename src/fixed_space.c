@@ -74,7 +74,8 @@ static int add_chunk(size_class_t *c, unsigned shift) {
         tarn__os_unmap(p, bytes);
         return errno = ENOMEM, -1;
     }
-    for (uintptr_t i = lo >> TARN_FIXED_CHUNK_SHIFT_; i < (lo + bytes) >> TARN_FIXED_CHUNK_SHIFT_; i++)
+    for (uintptr_t i = lo >> TARN_FIXED_CHUNK_SHIFT_; i < (lo + bytes) >> TARN_FIXED_CHUNK_SHIFT_;
+         i++)
         __atomic_store_n(&chunk_map[i], (unsigned char)shift, __ATOMIC_RELEASE);
     c->carve = lo;
     c->carve_end = lo + bytes;
@@ -110,8 +111,10 @@ void tarn__fixed_slot_give(void *slot, unsigned shift) {
 }
 
 void tarn__fixed_space_fork_lock(bool take) {
-    if (take) pthread_mutex_lock(&space_lock);
-    else pthread_mutex_unlock(&space_lock);
+    if (take)
+        pthread_mutex_lock(&space_lock);
+    else
+        pthread_mutex_unlock(&space_lock);
 }
 
 bool tarn__fixed_slot_was_taken(uintptr_t a, unsigned shift) {

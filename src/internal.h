@@ -25,11 +25,10 @@
 #define TARN_DEBUG 0
 #endif
 
-_Noreturn void tarn__assert_fail(const char *cond, const char *why,
-                                          const char *file, int line);
+_Noreturn void tarn__assert_fail(const char *cond, const char *why, const char *file, int line);
 
 #if TARN_DEBUG >= 1
-#define tarn_assert(cond, why) \
+#define tarn_assert(cond, why)                                                                     \
     ((cond) ? (void)0 : tarn__assert_fail(#cond, why, __FILE__, __LINE__))
 #else
 #define tarn_assert(cond, why) ((void)0)
@@ -43,8 +42,7 @@ _Noreturn void tarn__assert_fail(const char *cond, const char *why,
 /* ---- misuse reports (error.c) -----------------------------------------
  * Formats one line and hands it to the installed handler. Returns only if a
  * user handler returned; the caller must then leave its state untouched. */
-void tarn__report(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), cold, noinline));
+void tarn__report(const char *fmt, ...) __attribute__((format(printf, 1, 2), cold, noinline));
 
 /* ---- the OS contract (os.c) -------------------------------------------
  * Every mapping is anonymous, private, zero-filled and page aligned.

@@ -37,16 +37,16 @@ typedef struct option_def {
 /* Why each heap default is what it is: src/heap/internal.h (purge policy)
  * and docs/heap.md; the checking layer's: docs/options.md. */
 static const option_def_t table[TARN__OPT_COUNT] = {
-    [TARN__OPT_PURGE_DELAY_MS] = {"purge_delay_ms", KIND_NUMBER, 10, 0, 86400000, NULL,
-                                  "ms an unused page or segment stays committed before it goes back"},
+    [TARN__OPT_PURGE_DELAY_MS] =
+        {"purge_delay_ms", KIND_NUMBER, 10, 0, 86400000, NULL,
+         "ms an unused page or segment stays committed before it goes back"},
     [TARN__OPT_LARGE_DELAY_MS] = {"large_delay_ms", KIND_NUMBER, 250, 0, 86400000, NULL,
                                   "ms a freed large block's mapping is kept for reuse"},
     [TARN__OPT_PURGE_BUDGET] = {"purge_budget", KIND_NUMBER, 3, 0, 30, NULL,
                                 "unused memory kept is at most live bytes >> this (3: 1/8)"},
     [TARN__OPT_VERBOSE] = {"verbose", KIND_FLAG, 0, 0, 1, NULL,
                            "print the options in force at start-up"},
-    [TARN__OPT_STATS] = {"stats", KIND_FLAG, 0, 0, 1, NULL,
-                         "print the heap's statistics at exit"},
+    [TARN__OPT_STATS] = {"stats", KIND_FLAG, 0, 0, 1, NULL, "print the heap's statistics at exit"},
     [TARN__OPT_CHECK] = {"check", KIND_FLAG, 0, 0, 1, NULL,
                          "debug library: red zones, quarantine, fill patterns"},
     [TARN__OPT_LEAKS] = {"leaks", KIND_FLAG, 0, 0, 2, "all",
@@ -110,9 +110,12 @@ static void put_bytes(line_t *l, long v) {
 }
 
 static void put_value(line_t *l, tarn__option_id_t id, long v) {
-    if (table[id].kind == KIND_BYTES) put_bytes(l, v);
-    else if (table[id].word2 && v == 2) puts_(l, table[id].word2);
-    else put_long(l, v);
+    if (table[id].kind == KIND_BYTES)
+        put_bytes(l, v);
+    else if (table[id].word2 && v == 2)
+        puts_(l, table[id].word2);
+    else
+        put_long(l, v);
 }
 
 static void line_end(line_t *l) { l->buf[l->len++] = '\n'; }
@@ -196,7 +199,8 @@ static void put_expected(line_t *l, tarn__option_id_t id) {
         puts_(l, "a file name of 1 to 4095 bytes");
         break;
     default:
-        puts_(l, d->kind == KIND_BYTES ? "a size (K, M, G: powers of 1024) from " : "a number from ");
+        puts_(l,
+              d->kind == KIND_BYTES ? "a size (K, M, G: powers of 1024) from " : "a number from ");
         put_value(l, id, d->min);
         puts_(l, " to ");
         put_value(l, id, d->max);
@@ -234,12 +238,15 @@ static bool is_space(char c) { return c == ' ' || c == '\t'; }
 /* One comma-free item, spaces around it ignored; an empty item is skipped.
  * Returns whether it was understood. */
 static bool parse_item(const char *s, size_t n) {
-    while (n && is_space(*s)) s++, n--;
-    while (n && is_space(s[n - 1])) n--;
+    while (n && is_space(*s))
+        s++, n--;
+    while (n && is_space(s[n - 1]))
+        n--;
     if (n == 0) return true;
     const char *eq = memchr(s, '=', n);
     size_t name_len = eq ? (size_t)(eq - s) : n;
-    while (name_len && is_space(s[name_len - 1])) name_len--;
+    while (name_len && is_space(s[name_len - 1]))
+        name_len--;
     int id = find(s, name_len);
     if (id < 0) {
         warn(s, n, -1);
@@ -247,7 +254,8 @@ static bool parse_item(const char *s, size_t n) {
     }
     const char *v = eq ? eq + 1 : NULL;
     size_t vn = eq ? n - (size_t)(v - s) : 0;
-    while (vn && is_space(*v)) v++, vn--;
+    while (vn && is_space(*v))
+        v++, vn--;
     if (!set_value((tarn__option_id_t)id, eq != NULL, v, vn)) {
         warn(s, n, id);
         return false;
@@ -293,7 +301,8 @@ static tarn__noinline void options_read(void) {
         atomic_store_explicit(&state, env_ready ? READ : UNREAD, memory_order_release);
         return;
     }
-    while (atomic_load_explicit(&state, memory_order_acquire) == READING) cpu_relax();
+    while (atomic_load_explicit(&state, memory_order_acquire) == READING)
+        cpu_relax();
 }
 
 long tarn__option(tarn__option_id_t id) {
@@ -348,7 +357,10 @@ size_t tarn__options_describe(char *buf, size_t n) {
 }
 
 static const char *kind_name(kind_t k) {
-    return k == KIND_FLAG ? "flag" : k == KIND_NUMBER ? "number" : k == KIND_BYTES ? "bytes" : "file";
+    return k == KIND_FLAG     ? "flag"
+           : k == KIND_NUMBER ? "number"
+           : k == KIND_BYTES  ? "bytes"
+                              : "file";
 }
 
 TARN_API void tarn_options_print(FILE *out) {

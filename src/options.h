@@ -13,19 +13,19 @@
 
 typedef enum tarn__option_id {
     /* the heap's tuning (every library) */
-    TARN__OPT_PURGE_DELAY_MS,  /* unused memory kept this long before it goes back */
-    TARN__OPT_LARGE_DELAY_MS,  /* a freed large block's mapping kept this long */
-    TARN__OPT_PURGE_BUDGET,    /* unused memory kept at most live bytes >> this */
-    TARN__OPT_VERBOSE,         /* say at start-up which options are in force */
-    TARN__OPT_STATS,           /* print the heap's statistics at exit */
+    TARN__OPT_PURGE_DELAY_MS, /* unused memory kept this long before it goes back */
+    TARN__OPT_LARGE_DELAY_MS, /* a freed large block's mapping kept this long */
+    TARN__OPT_PURGE_BUDGET,   /* unused memory kept at most live bytes >> this */
+    TARN__OPT_VERBOSE,        /* say at start-up which options are in force */
+    TARN__OPT_STATS,          /* print the heap's statistics at exit */
     /* the checking layer (libtarn-debug.so) */
-    TARN__OPT_CHECK,           /* red zones, quarantine, fill patterns */
-    TARN__OPT_LEAKS,           /* leak report at exit; 2 (leaks=all) lists reachable ones too */
-    TARN__OPT_LEAKS_EXITCODE,  /* exit status when leaks are found (0: unchanged) */
-    TARN__OPT_CONTINUE,        /* report each problem once and go on */
-    TARN__OPT_QUARANTINE,      /* bytes of freed blocks held back before reuse */
-    TARN__OPT_FRAMES,          /* stack frames recorded per allocation and free */
-    TARN__OPT_LOG,             /* reports to this file (%p: the pid) instead of stderr */
+    TARN__OPT_CHECK,          /* red zones, quarantine, fill patterns */
+    TARN__OPT_LEAKS,          /* leak report at exit; 2 (leaks=all) lists reachable ones too */
+    TARN__OPT_LEAKS_EXITCODE, /* exit status when leaks are found (0: unchanged) */
+    TARN__OPT_CONTINUE,       /* report each problem once and go on */
+    TARN__OPT_QUARANTINE,     /* bytes of freed blocks held back before reuse */
+    TARN__OPT_FRAMES,         /* stack frames recorded per allocation and free */
+    TARN__OPT_LOG,            /* reports to this file (%p: the pid) instead of stderr */
     TARN__OPT_COUNT
 } tarn__option_id_t;
 

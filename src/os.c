@@ -55,8 +55,8 @@ static void *map_raw(size_t size, int extra_flags) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+    void *p =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -90,9 +90,7 @@ static void *map_aligned_flags(size_t size, size_t align, int flags) {
     return p;
 }
 
-void *tarn__os_map_aligned(size_t size, size_t align) {
-    return map_aligned_flags(size, align, 0);
-}
+void *tarn__os_map_aligned(size_t size, size_t align) { return map_aligned_flags(size, align, 0); }
 
 void *tarn__os_reserve(size_t size, size_t align) {
     return map_aligned_flags(size, align, MAP_NORESERVE);
@@ -115,7 +113,8 @@ size_t tarn__os_resident(void *p, size_t size) {
             errno = saved;
             return size;
         }
-        for (size_t j = 0; j < n; j++) count += vec[j] & 1;
+        for (size_t j = 0; j < n; j++)
+            count += vec[j] & 1;
     }
     return count * page;
 }
@@ -201,7 +200,8 @@ size_t tarn__os_rss(void) {
     if (n <= 0) return 0;
     buf[n] = 0;
     const char *s = buf;
-    while (*s && *s != ' ') s++;
+    while (*s && *s != ' ')
+        s++;
     return (size_t)strtoull(s, NULL, 10) * tarn__os_page_size();
 }
 
@@ -219,7 +219,8 @@ int tarn__os_open(const char *path, bool dir) {
 long tarn__os_read(int fd, void *buf, size_t n) {
     int saved = errno;
     ssize_t r;
-    do r = read(fd, buf, n);
+    do
+        r = read(fd, buf, n);
     while (r < 0 && errno == EINTR);
     return kept_errno(r, saved);
 }

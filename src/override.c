@@ -15,7 +15,9 @@ TARN_API void *malloc(size_t size) { return tarn__heap_malloc(size); }
 TARN_API void free(void *p) { tarn__heap_free(p); }
 TARN_API void *calloc(size_t n, size_t size) { return tarn_calloc(n, size); }
 TARN_API void *realloc(void *p, size_t size) { return tarn_realloc(p, size); }
-TARN_API void *reallocarray(void *p, size_t n, size_t size) { return tarn_reallocarray(p, n, size); }
+TARN_API void *reallocarray(void *p, size_t n, size_t size) {
+    return tarn_reallocarray(p, n, size);
+}
 TARN_API int posix_memalign(void **out, size_t align, size_t size) {
     return tarn_posix_memalign(out, align, size);
 }

@@ -11,7 +11,8 @@
 
 static size_t free_blocks(const tarn_heap_stats_t *s) {
     size_t n = 0;
-    for (unsigned cls = 0; cls < TARN_HEAP_CLASSES; cls++) n += s->classes[cls].free_blocks;
+    for (unsigned cls = 0; cls < TARN_HEAP_CLASSES; cls++)
+        n += s->classes[cls].free_blocks;
     return n;
 }
 

@@ -26,13 +26,13 @@ static inline void test_capture_errors(void) {
 
 /* Asserts exactly one report was made since the last check and that it
  * contains `needle`. */
-#define expect_report(needle)                                                         \
-    do {                                                                              \
-        cr_assert_eq(test_error_count, 1, "expected one report, got %d (last: %s)",  \
-                     test_error_count, test_last_error);                              \
-        cr_assert(strstr(test_last_error, needle), "report \"%s\" lacks \"%s\"",      \
-                  test_last_error, needle);                                           \
-        test_error_count = 0;                                                         \
+#define expect_report(needle)                                                                      \
+    do {                                                                                           \
+        cr_assert_eq(test_error_count, 1, "expected one report, got %d (last: %s)",                \
+                     test_error_count, test_last_error);                                           \
+        cr_assert(strstr(test_last_error, needle), "report \"%s\" lacks \"%s\"", test_last_error,  \
+                  needle);                                                                         \
+        test_error_count = 0;                                                                      \
     } while (0)
 
 #endif

@@ -69,7 +69,8 @@ static void check_and_free(void *p) {
     size_t n = h->size - sizeof *h < 64 ? h->size - sizeof *h : 64;
     for (size_t i = 0; i < n; i++)
         if (body[i] != (h->tag & 0xff)) {
-            fprintf(stderr, "heap_stress: block %p of tag %u corrupted at byte %zu\n", p, h->tag, i);
+            fprintf(stderr, "heap_stress: block %p of tag %u corrupted at byte %zu\n", p, h->tag,
+                    i);
             atomic_fetch_add(&failures, 1);
             break;
         }
@@ -94,7 +95,8 @@ static void drain(int self) {
     memcpy(got, m->slot, sizeof(void *) * (size_t)n);
     m->count = 0;
     pthread_mutex_unlock(&m->lock);
-    for (int i = 0; i < n; i++) check_and_free(got[i]);
+    for (int i = 0; i < n; i++)
+        check_and_free(got[i]);
 }
 
 static void *worker(void *arg) {
@@ -126,7 +128,8 @@ static void fork_and_check(void) {
     if (pid == 0) {
         uint64_t rng = 42;
         void *v[500];
-        for (int i = 0; i < 500; i++) v[i] = make_block(7, &rng);
+        for (int i = 0; i < 500; i++)
+            v[i] = make_block(7, &rng);
         for (int i = 0; i < 500; i++)
             if (v[i]) check_and_free(v[i]);
         _exit(atomic_load(&failures) ? 1 : 0);
@@ -147,14 +150,17 @@ static void wave(void) {
         rounds_of[i] = i % 2 ? rounds_per_thread / 8 : rounds_per_thread;
         pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i);
     }
-    for (int f = 0; f < 3; f++) fork_and_check();
+    for (int f = 0; f < 3; f++)
+        fork_and_check();
     for (int i = 1; i < n_threads; i += 2) {
         pthread_join(t[i], NULL);
         rounds_of[i] = rounds_per_thread;
         pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i);
     }
-    for (int i = 0; i < n_threads; i++) pthread_join(t[i], NULL);
-    for (int i = 0; i < n_threads; i++) drain(i);
+    for (int i = 0; i < n_threads; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < n_threads; i++)
+        drain(i);
 }
 
 int main(int argc, char **argv) {
@@ -165,9 +171,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: heap_stress [threads<=%d] [scale] [iterations]\n", MAX_THREADS);
         return 2;
     }
-    for (int i = 0; i < n_threads; i++) pthread_mutex_init(&boxes[i].lock, NULL);
+    for (int i = 0; i < n_threads; i++)
+        pthread_mutex_init(&boxes[i].lock, NULL);
     rounds_per_thread = 20000 * scale;
-    for (int it = 0; it < iterations; it++) wave();
+    for (int it = 0; it < iterations; it++)
+        wave();
     tarn_collect(true);
     long bad = atomic_load(&failures);
     printf("heap_stress: %d threads, %d waves of %ld rounds: %s\n", n_threads, iterations,

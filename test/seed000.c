@@ -18,7 +18,9 @@ int main(void) {
     }
     char *kept = malloc(2);
     kept[0] = 1;
-    for (int i = 0; i < COUNT; i++) free(blocks[i]);
+    for (int i = 0; i < COUNT; i++)
+        free(blocks[i]);
     if (write(STDOUT_FILENO, "freed\n", 6) != 6) return 1;
-    for (;;) pause();
+    for (;;)
+        pause();
 }

@@ -92,7 +92,8 @@ Test(arena, calloc_zeroes_recycled_memory_and_catches_overflow) {
     tarn_arena_reset(a);
     unsigned char *q = tarn_arena_calloc(a, 10, 100);
     cr_assert_eq(q, p, "reset must hand out the same memory again");
-    for (int i = 0; i < 1000; i++) cr_assert_eq(q[i], 0);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(q[i], 0);
     errno = 0;
     cr_assert_null(tarn_arena_calloc(a, SIZE_MAX / 2, 3));
     cr_assert_eq(errno, ENOMEM);
@@ -308,7 +309,8 @@ Test(arena, a_block_whose_pieces_are_all_freed_is_reused) {
     tarn_arena_t *a = fixed_4k(1);
     enum { N = 40 };
     char *p[N];
-    for (int i = 0; i < N; i++) p[i] = tarn_arena_alloc(a, 900);
+    for (int i = 0; i < N; i++)
+        p[i] = tarn_arena_alloc(a, 900);
     uintptr_t victim = page_of(p[8]);
     cr_assert_neq(victim, page_of(p[N - 1]), "the victim block must not be the last");
     tarn_pool_stats_t s0 = stats_of(a);
@@ -319,7 +321,8 @@ Test(arena, a_block_whose_pieces_are_all_freed_is_reused) {
     cr_assert_eq(s1.blocks, s0.blocks);
     /* Fill the last block, then the next block must be the emptied one. */
     bool reused = false;
-    for (int i = 0; i < 8 && !reused; i++) reused = page_of(tarn_arena_alloc(a, 900)) == victim;
+    for (int i = 0; i < 8 && !reused; i++)
+        reused = page_of(tarn_arena_alloc(a, 900)) == victim;
     cr_assert(reused, "the emptied block was not reused");
     cr_assert_eq(stats_of(a).os_maps, s0.os_maps, "no new block was needed");
     tarn_arena_destroy(a);
@@ -352,7 +355,8 @@ Test(arena, a_block_that_keeps_missing_stops_being_searched) {
     tarn_arena_t *a = fixed_4k(1);
     char *first = tarn_arena_alloc(a, 2500);
     uintptr_t holder = page_of(first);
-    for (int i = 0; i < 4; i++) tarn_arena_alloc(a, 3500);
+    for (int i = 0; i < 4; i++)
+        tarn_arena_alloc(a, 3500);
     cr_assert_eq(page_of(tarn_arena_alloc(a, 64)), holder, "four misses keep the block searched");
     tarn_arena_alloc(a, 3500);
     cr_assert_neq(page_of(tarn_arena_alloc(a, 64)), holder, "the fifth miss retires the block");
@@ -381,7 +385,8 @@ Test(arena, doubling_growth_doubles_up_to_the_maximum) {
     size_t sz[8];
     block_sizes(a, sz, 8);
     size_t want[8] = {4096, 8192, 16384, 32768, 65536, 65536, 65536, 65536};
-    for (int i = 0; i < 8; i++) cr_assert_eq(sz[i], want[i], "block %d: %zu", i, sz[i]);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(sz[i], want[i], "block %d: %zu", i, sz[i]);
     tarn_arena_destroy(a);
 }
 
@@ -390,7 +395,8 @@ Test(arena, fixed_growth_keeps_one_size) {
     tarn_arena_t *a = tarn_arena_create_ex(&o);
     size_t sz[6];
     block_sizes(a, sz, 6);
-    for (int i = 0; i < 6; i++) cr_assert_eq(sz[i], 16384);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(sz[i], 16384);
     tarn_arena_destroy(a);
 }
 
@@ -441,16 +447,19 @@ static void record(void *arg) {
 
 Test(arena, cleanups_run_newest_first_exactly_once_at_destroy) {
     tarn_arena_t *a = tarn_arena_create(0);
-    for (intptr_t i = 0; i < 5; i++) cr_assert_eq(tarn_arena_on_destroy(a, record, (void *)i), 0);
+    for (intptr_t i = 0; i < 5; i++)
+        cr_assert_eq(tarn_arena_on_destroy(a, record, (void *)i), 0);
     cr_assert_eq(stats_of(a).in_use, 0, "cleanup entries are not user allocations");
     tarn_arena_destroy(a);
     cr_assert_eq(nran, 5);
-    for (int i = 0; i < 5; i++) cr_assert_eq(ran[i], 4 - i);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(ran[i], 4 - i);
 }
 
 Test(arena, cleanups_run_at_reset_and_not_again) {
     tarn_arena_t *a = tarn_arena_create(0);
-    for (intptr_t i = 0; i < 3; i++) tarn_arena_on_destroy(a, record, (void *)i);
+    for (intptr_t i = 0; i < 3; i++)
+        tarn_arena_on_destroy(a, record, (void *)i);
     tarn_arena_reset(a);
     cr_assert_eq(nran, 3);
     tarn_arena_on_destroy(a, record, (void *)9);
@@ -483,7 +492,8 @@ Test(arena, on_destroy_rejects_null_and_reports_enomem) {
     tarn__os_fail(0, -1);
     errno = 0;
     int rc = 0, made = 0;
-    while (rc == 0 && made < 1000) made += (rc = tarn_arena_on_destroy(a, record, NULL)) == 0;
+    while (rc == 0 && made < 1000)
+        made += (rc = tarn_arena_on_destroy(a, record, NULL)) == 0;
     tarn__os_fail(-1, 0);
     cr_assert_eq(rc, -1);
     cr_assert_eq(errno, ENOMEM);
@@ -612,7 +622,8 @@ Test(arena, rewind_across_many_blocks_gives_them_back) {
     tarn_pool_stats_t s0 = stats_of(a);
     tarn_arena_mark_t m = tarn_arena_mark(a);
     char *first = tarn_arena_alloc(a, 100);
-    for (int i = 0; i < 100; i++) tarn_arena_alloc(a, 1000);
+    for (int i = 0; i < 100; i++)
+        tarn_arena_alloc(a, 1000);
     tarn_arena_rewind(a, m);
     tarn_pool_stats_t s1 = stats_of(a);
     cr_assert_eq(s1.in_use, s0.in_use);
@@ -621,7 +632,8 @@ Test(arena, rewind_across_many_blocks_gives_them_back) {
     cr_assert_eq(tarn_arena_alloc(a, 100), first);
     /* Rewinding in a loop reuses the spares: no new blocks. */
     for (int r = 0; r < 50; r++) {
-        for (int i = 0; i < 100; i++) tarn_arena_alloc(a, 1000);
+        for (int i = 0; i < 100; i++)
+            tarn_arena_alloc(a, 1000);
         tarn_arena_rewind(a, m);
     }
     cr_assert_eq(stats_of(a).blocks, s1.blocks);
@@ -692,7 +704,8 @@ Test(arena, nested_marks_rewind_in_order) {
 Test(arena, frees_between_mark_and_rewind_stay_consistent) {
     tarn_arena_t *a = fixed_4k(1);
     char *old[3];
-    for (int i = 0; i < 3; i++) old[i] = tarn_arena_alloc(a, 500);
+    for (int i = 0; i < 3; i++)
+        old[i] = tarn_arena_alloc(a, 500);
     tarn_arena_mark_t m = tarn_arena_mark(a);
     char *young = tarn_arena_alloc(a, 500);
     tarn_arena_free(a, old[0]);
@@ -752,7 +765,8 @@ Test(arena, rewind_to_a_mark_of_a_destroyed_arena_at_the_same_address_is_reporte
 
 Test(arena, rewind_to_a_mark_it_never_made_aborts_by_default, .signal = SIGABRT) {
     tarn_arena_t *a = tarn_arena_create(0), *b = tarn_arena_create(0);
-    for (int i = 0; i < 5; i++) tarn_arena_on_destroy(b, record, NULL);
+    for (int i = 0; i < 5; i++)
+        tarn_arena_on_destroy(b, record, NULL);
     tarn_arena_rewind(a, tarn_arena_mark(b));
 }
 
@@ -761,7 +775,8 @@ Test(arena, rewind_to_a_mark_it_never_made_aborts_by_default, .signal = SIGABRT)
 Test(arena, reset_keeps_the_configured_number_of_blocks) {
     tarn_arena_cache_limit(0);
     tarn_arena_t *a = fixed_4k(3);
-    while (stats_of(a).blocks < 20) tarn_arena_alloc(a, 1000);
+    while (stats_of(a).blocks < 20)
+        tarn_arena_alloc(a, 1000);
     tarn_arena_reset(a);
     tarn_pool_stats_t s = stats_of(a);
     cr_assert_eq(s.blocks, 3);
@@ -774,7 +789,8 @@ Test(arena, reset_keeps_the_configured_number_of_blocks) {
 Test(arena, reset_keeps_the_largest_blocks) {
     tarn_arena_options_t o = {.block_size = 4096, .max_block_size = 65536, .keep_blocks = 2};
     tarn_arena_t *a = tarn_arena_create_ex(&o);
-    while (stats_of(a).blocks < 8) tarn_arena_alloc(a, 1000);
+    while (stats_of(a).blocks < 8)
+        tarn_arena_alloc(a, 1000);
     tarn_arena_reset(a);
     cr_assert_eq(stats_of(a).bytes_mapped, 4096 + 65536);
     tarn_arena_destroy(a);
@@ -784,8 +800,10 @@ Test(arena, reset_gives_memory_back_to_the_os) {
     tarn_arena_cache_limit(0);
     tarn_arena_t *a = tarn_arena_create(0);
     size_t total = (size_t)64 << 20;
-    for (size_t n = 0; n < total; n += 4000) memset(tarn_arena_alloc(a, 4000), 1, 4000);
-    for (int i = 0; i < 8; i++) memset(tarn_arena_alloc(a, (size_t)1 << 20), 1, (size_t)1 << 20);
+    for (size_t n = 0; n < total; n += 4000)
+        memset(tarn_arena_alloc(a, 4000), 1, 4000);
+    for (int i = 0; i < 8; i++)
+        memset(tarn_arena_alloc(a, (size_t)1 << 20), 1, (size_t)1 << 20);
     size_t before = tarn__os_rss();
     tarn_arena_reset(a);
     size_t after = tarn__os_rss();
@@ -818,7 +836,8 @@ Test(arena, reset_that_keeps_a_spare_serves_equal_requests_without_the_os) {
     tarn_arena_t *a = tarn_arena_create_ex(&o);
     size_t first_maps = 0;
     for (int cycle = 0; cycle < 8; cycle++) {
-        for (int i = 0; i < 30; i++) cr_assert_not_null(tarn_arena_alloc(a, 1000));
+        for (int i = 0; i < 30; i++)
+            cr_assert_not_null(tarn_arena_alloc(a, 1000));
         tarn_arena_reset(a);
         if (cycle == 0) first_maps = stats_of(a).os_maps;
     }
@@ -858,7 +877,8 @@ static size_t cycle_of_8000s(tarn_arena_t *a, int pieces) {
     size_t before = stats_of(a).bytes_mapped;
     cr_assert_not_null(tarn_arena_alloc(a, 8000));
     size_t first = stats_of(a).bytes_mapped - before;
-    for (int i = 1; i < pieces; i++) cr_assert_not_null(tarn_arena_alloc(a, 8000));
+    for (int i = 1; i < pieces; i++)
+        cr_assert_not_null(tarn_arena_alloc(a, 8000));
     return first;
 }
 
@@ -888,7 +908,8 @@ Test(arena, blocks_still_double_within_a_cycle_after_reset) {
     size_t sz[7];
     block_sizes(a, sz, 7);
     size_t want[7] = {4096, 32 << 10, 64 << 10, 128 << 10, 256 << 10, 256 << 10, 256 << 10};
-    for (int i = 0; i < 7; i++) cr_assert_eq(sz[i], want[i], "block %d: %zu", i, sz[i]);
+    for (int i = 0; i < 7; i++)
+        cr_assert_eq(sz[i], want[i], "block %d: %zu", i, sz[i]);
     tarn_arena_destroy(a);
 }
 
@@ -901,7 +922,8 @@ Test(arena, rewind_between_equal_requests_maps_nothing) {
         if (cycle == 1) tarn__os_fail(0, -1);
         cr_assert_not_null(tarn_arena_alloc(a, (size_t)11 << 10), "cycle %d", cycle);
         cr_assert_not_null(tarn_arena_alloc(a, (size_t)30 << 10), "cycle %d", cycle);
-        for (int i = 0; i < 20; i++) cr_assert_not_null(tarn_arena_alloc(a, 500));
+        for (int i = 0; i < 20; i++)
+            cr_assert_not_null(tarn_arena_alloc(a, 500));
         tarn_arena_rewind(a, m);
     }
     tarn__os_fail(-1, 0);
@@ -936,10 +958,12 @@ Test(arena, children_of_equal_requests_map_nothing) {
 
 Test(arena, destroy_then_create_reuses_the_blocks) {
     tarn_arena_t *a = tarn_arena_create(0);
-    for (int i = 0; i < 100; i++) tarn_arena_alloc(a, 500);
+    for (int i = 0; i < 100; i++)
+        tarn_arena_alloc(a, 500);
     tarn_arena_destroy(a);
     tarn_arena_t *b = tarn_arena_create(0);
-    for (int i = 0; i < 100; i++) tarn_arena_alloc(b, 500);
+    for (int i = 0; i < 100; i++)
+        tarn_arena_alloc(b, 500);
     cr_assert_eq(stats_of(b).os_maps, 0, "every block came from the cache");
     tarn_arena_destroy(b);
 }
@@ -956,7 +980,8 @@ Test(arena, a_zero_cache_limit_sends_blocks_to_the_os) {
 
 Test(arena, lowering_the_cache_limit_releases_cached_blocks) {
     tarn_arena_t *a = tarn_arena_create(0);
-    for (int i = 0; i < 24; i++) memset(tarn_arena_alloc(a, (size_t)200 << 10), 1, (size_t)200 << 10);
+    for (int i = 0; i < 24; i++)
+        memset(tarn_arena_alloc(a, (size_t)200 << 10), 1, (size_t)200 << 10);
     tarn_arena_destroy(a);
     size_t before = tarn__os_rss();
     tarn_arena_cache_limit(0);
@@ -987,7 +1012,8 @@ Test(arena, create_fails_cleanly_at_every_map) {
 
 Test(arena, failed_growth_and_large_maps_leave_the_arena_usable) {
     tarn_arena_t *a = fixed_4k(1);
-    while (stats_of(a).blocks == 1) tarn_arena_alloc(a, 1000);
+    while (stats_of(a).blocks == 1)
+        tarn_arena_alloc(a, 1000);
     tarn_pool_stats_t s = stats_of(a);
     tarn__os_fail(0, -1);
     errno = 0;
@@ -1044,8 +1070,10 @@ Test(arena, a_thread_safe_arena_can_be_shared) {
     tarn_arena_options_t o = {.thread_safe = true};
     shared = tarn_arena_create_ex(&o);
     pthread_t t[THREADS];
-    for (intptr_t i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, churn, (void *)(i + 1));
-    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    for (intptr_t i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, churn, (void *)(i + 1));
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
     cr_assert_eq(stats_of(shared).in_use, THREADS * ROUNDS / 4);
     tarn_arena_t *c = tarn_arena_create_child(shared, 0);
     tarn_arena_on_destroy(c, record, NULL);

@@ -60,7 +60,8 @@ Test(depot, captured_stacks) {
     cr_assert_eq(na, nb);
     cr_assert_eq(a[0], b[0], "both begin in the same unwinding code");
     unsigned differ = 0;
-    for (unsigned i = 0; i < na; i++) differ += a[i] != b[i];
+    for (unsigned i = 0; i < na; i++)
+        differ += a[i] != b[i];
     cr_assert_eq(differ, 1, "one frame differs: the return into the test from capture_here");
 }
 
@@ -112,7 +113,8 @@ Test(depot, concurrent_inserts_agree) {
         jobs[i].start = i * (SHARED / THREADS);
         cr_assert_eq(pthread_create(&t[i], NULL, intern_all, &jobs[i]), 0);
     }
-    for (unsigned i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    for (unsigned i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
     cr_assert_eq(tarn__depot_count() - before, SHARED, "each stack stored once");
     for (unsigned i = 0; i < SHARED; i++) {
         cr_assert_neq(jobs[0].ids[i], 0);

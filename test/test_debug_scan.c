@@ -67,7 +67,8 @@ static uintptr_t new_block(table_t *t, size_t size) {
 }
 
 static int by_start(const void *a, const void *b) {
-    uintptr_t x = ((const tarn__scan_block_t *)a)->start, y = ((const tarn__scan_block_t *)b)->start;
+    uintptr_t x = ((const tarn__scan_block_t *)a)->start,
+              y = ((const tarn__scan_block_t *)b)->start;
     return x < y ? -1 : x > y;
 }
 
@@ -93,8 +94,8 @@ static uint32_t flags_of(const table_t *t, uintptr_t hidden) {
     return 0;
 }
 
-#define expect_flags(t, hidden, want)                                                    \
-    cr_assert_eq(flags_of(t, hidden), (uint32_t)(want), "block flags %u, expected %u", \
+#define expect_flags(t, hidden, want)                                                              \
+    cr_assert_eq(flags_of(t, hidden), (uint32_t)(want), "block flags %u, expected %u",             \
                  flags_of(t, hidden), (uint32_t)(want))
 
 /* ---- globals and shared libraries ------------------------------------- */
@@ -177,8 +178,10 @@ static tarn__noinline uintptr_t make_list(table_t *t, uintptr_t *count) {
     for (size_t i = 0; i < n; i++) {
         last = new_block(t, sizeof(struct node));
         struct node *node = unhide(last);
-        if (prev) prev->next = node;
-        else list_head = node;
+        if (prev)
+            prev->next = node;
+        else
+            list_head = node;
         prev = node;
     }
     return last;
@@ -189,13 +192,15 @@ Test(scan, long_list_is_reachable_without_recursion) {
     deep(make_list, &t, &(uintptr_t){10000});
     scan(&t, NULL);
     for (size_t i = 0; i < t.n; i++)
-        cr_assert_eq(t.b[i].flags, TARN__SCAN_REACHABLE, "node %zu of 10,000: flags %u", i, t.b[i].flags);
+        cr_assert_eq(t.b[i].flags, TARN__SCAN_REACHABLE, "node %zu of 10,000: flags %u", i,
+                     t.b[i].flags);
 }
 
 /* Three blocks pointing to each other in a ring, and one hanging off it. */
 static tarn__noinline uintptr_t make_cycle(table_t *t, uintptr_t *unused) {
     (void)unused;
-    void **a = unhide(new_block(t, 32)), **b = unhide(new_block(t, 32)), **c = unhide(new_block(t, 32));
+    void **a = unhide(new_block(t, 32)), **b = unhide(new_block(t, 32)),
+         **c = unhide(new_block(t, 32));
     void **d = unhide(new_block(t, 32));
     a[0] = b, b[0] = c, c[0] = a, c[1] = d;
     return hide(a);
@@ -205,7 +210,8 @@ Test(scan, cycle_pointed_to_by_nothing_is_lost) {
     table_t t = table_new(8);
     deep(make_cycle, &t, NULL);
     scan(&t, NULL);
-    for (size_t i = 0; i < t.n; i++) cr_assert_eq(t.b[i].flags, 0, "block %zu of the ring", i);
+    for (size_t i = 0; i < t.n; i++)
+        cr_assert_eq(t.b[i].flags, 0, "block %zu of the ring", i);
 }
 
 static char *volatile interior_ref;
@@ -306,11 +312,13 @@ struct holder_arg {
 
 static void wait_go(int how) {
     if (how == WAIT_SPIN) {
-        while (!thread_go) __asm__ volatile("" ::: "memory");
+        while (!thread_go)
+            __asm__ volatile("" ::: "memory");
         return;
     }
     pthread_mutex_lock(&lock);
-    while (!thread_go) pthread_cond_wait(&cond, &lock);
+    while (!thread_go)
+        pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
 }
 
@@ -360,7 +368,8 @@ static void run_holder(int how, bool block_signal) {
     struct holder_arg arg = {&t, how, block_signal};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, holder, &arg), 0);
-    while (!__atomic_load_n(&thread_ready, __ATOMIC_ACQUIRE)) usleep(100);
+    while (!__atomic_load_n(&thread_ready, __ATOMIC_ACQUIRE))
+        usleep(100);
     usleep(20000); /* into its wait */
     tarn__scan_stats_t st;
     scan(&t, &(tarn__scan_options_t){.wait_ms = 5000, .stats = &st});
@@ -409,7 +418,8 @@ Test(scan, block_held_only_in_another_threads_register_is_reachable) {
     uintptr_t control = new_block(&t, 32);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, hold_in_register, NULL), 0);
-    while (!spinning) usleep(100);
+    while (!spinning)
+        usleep(100);
     scan(&t, NULL);
     expect_flags(&t, reg_hidden, TARN__SCAN_REACHABLE);
     expect_flags(&t, control, 0);
@@ -426,7 +436,8 @@ static table_t exit_table;
 static void check_at_exit(void) {
     scan(&exit_table, NULL);
     bool ok = true;
-    for (size_t i = 0; i < exit_table.n; i++) ok &= exit_table.b[i].flags == TARN__SCAN_REACHABLE;
+    for (size_t i = 0; i < exit_table.n; i++)
+        ok &= exit_table.b[i].flags == TARN__SCAN_REACHABLE;
     _exit(ok ? 42 : 1);
 }
 
@@ -435,7 +446,8 @@ Test(scan, exit_with_a_thread_running_sees_its_stack, .exit_code = 42) {
     struct holder_arg arg = {&exit_table, WAIT_SPIN, false};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, holder, &arg), 0);
-    while (!__atomic_load_n(&thread_ready, __ATOMIC_ACQUIRE)) usleep(100);
+    while (!__atomic_load_n(&thread_ready, __ATOMIC_ACQUIRE))
+        usleep(100);
     atexit(check_at_exit);
     exit(0);
 }
@@ -476,7 +488,8 @@ Test(scan, exit_from_another_thread_while_main_blocks_the_signal, .exit_code = 4
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, unblock_and_exit, NULL), 0);
     scrub_stack();
-    for (;;) pause();
+    for (;;)
+        pause();
 }
 
 Test(scan, exit_from_another_thread_sees_the_main_stack_and_tls, .exit_code = 42) {
@@ -486,7 +499,8 @@ Test(scan, exit_from_another_thread_sees_the_main_stack_and_tls, .exit_code = 42
     atexit(check_at_exit);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, exit_from_thread, NULL), 0);
-    for (;;) pause();
+    for (;;)
+        pause();
     (void)local;
 }
 
@@ -496,7 +510,8 @@ Test(scan, hundred_thousand_blocks) {
     enum { N = 100000 };
     table_t t = table_new(N);
     deep(make_list, &t, &(uintptr_t){N / 2});
-    for (size_t i = N / 2; i < N; i++) new_block(&t, 64); /* lost */
+    for (size_t i = N / 2; i < N; i++)
+        new_block(&t, 64); /* lost */
     tarn__scan_stats_t st;
     struct timespec a, b;
     qsort(t.b, t.n, sizeof *t.b, by_start);
@@ -504,12 +519,14 @@ Test(scan, hundred_thousand_blocks) {
     cr_assert_eq(tarn__scan_mark(t.b, t.n, &(tarn__scan_options_t){.stats = &st}), 0);
     clock_gettime(CLOCK_MONOTONIC, &b);
     size_t reachable = 0;
-    for (size_t i = 0; i < t.n; i++) reachable += t.b[i].flags == TARN__SCAN_REACHABLE;
+    for (size_t i = 0; i < t.n; i++)
+        reachable += t.b[i].flags == TARN__SCAN_REACHABLE;
     cr_assert_eq(reachable, N / 2, "the list, and only it");
     double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
     double mib = (double)(st.root_bytes + st.block_bytes) / (1 << 20);
-    fprintf(stderr, "scan of %d blocks: %.2f ms, %.2f MiB of roots + %.2f MiB of blocks read, "
-                    "%zu modules, %.2f ms/MiB\n",
+    fprintf(stderr,
+            "scan of %d blocks: %.2f ms, %.2f MiB of roots + %.2f MiB of blocks read, "
+            "%zu modules, %.2f ms/MiB\n",
             N, ms, (double)st.root_bytes / (1 << 20), (double)st.block_bytes / (1 << 20),
             st.modules, ms / mib);
 }

@@ -11,7 +11,8 @@
 #include "common.h"
 
 static tarn_fixed_t *make(size_t size, size_t init, size_t grow, size_t keep) {
-    tarn_fixed_options_t o = {.obj_size = size, .init_count = init, .grow_count = grow, .keep_empty = keep};
+    tarn_fixed_options_t o = {
+        .obj_size = size, .init_count = init, .grow_count = grow, .keep_empty = keep};
     tarn_fixed_t *pool = tarn_fixed_create_ex(&o);
     cr_assert_not_null(pool, "create(%zu, %zu, %zu): errno %d", size, init, grow, errno);
     return pool;
@@ -34,7 +35,8 @@ static void assert_disjoint(void **v, size_t n, size_t size) {
     memcpy(s, v, n * sizeof *s);
     qsort(s, n, sizeof *s, cmp_ptr);
     for (size_t i = 1; i < n; i++)
-        cr_assert((uintptr_t)s[i] - (uintptr_t)s[i - 1] >= size, "objects %p and %p overlap", s[i - 1], s[i]);
+        cr_assert((uintptr_t)s[i] - (uintptr_t)s[i - 1] >= size, "objects %p and %p overlap",
+                  s[i - 1], s[i]);
     free(s);
 }
 
@@ -51,11 +53,13 @@ Test(fixed, alloc_free_roundtrip_keeps_objects_distinct_and_aligned) {
     assert_disjoint(v, N, 24);
     for (size_t i = 0; i < N; i++) {
         unsigned char *c = v[i];
-        for (int k = 0; k < 24; k++) cr_assert_eq(c[k], (unsigned char)i, "object %zu overwritten", i);
+        for (int k = 0; k < 24; k++)
+            cr_assert_eq(c[k], (unsigned char)i, "object %zu overwritten", i);
     }
     cr_assert_eq(in_use(pool), N);
     cr_assert_eq(tarn_fixed_check(pool), 0);
-    for (size_t i = 0; i < N; i++) tarn_fixed_free(pool, v[i]);
+    for (size_t i = 0; i < N; i++)
+        tarn_fixed_free(pool, v[i]);
     cr_assert_eq(in_use(pool), 0);
     cr_assert_eq(tarn_fixed_check(pool), 0);
     tarn_fixed_destroy(pool);
@@ -83,7 +87,8 @@ Test(fixed, every_size_from_1_byte_to_1_mib_works) {
             memset(v[i], 0x5a, sizes[k]);
         }
         assert_disjoint(v, 9, sizes[k]);
-        for (int i = 0; i < 9; i++) tarn_fixed_free(pool, v[i]);
+        for (int i = 0; i < 9; i++)
+            tarn_fixed_free(pool, v[i]);
         cr_assert_eq(tarn_fixed_check(pool), 0);
         tarn_fixed_destroy(pool);
     }
@@ -92,7 +97,8 @@ Test(fixed, every_size_from_1_byte_to_1_mib_works) {
 Test(fixed, requested_alignment_is_honoured) {
     static const size_t aligns[] = {16, 64, 4096, (size_t)1 << 20};
     for (size_t k = 0; k < 4; k++) {
-        tarn_fixed_options_t o = {.obj_size = 40, .init_count = 4, .grow_count = 4, .align = aligns[k]};
+        tarn_fixed_options_t o = {
+            .obj_size = 40, .init_count = 4, .grow_count = 4, .align = aligns[k]};
         tarn_fixed_t *pool = tarn_fixed_create_ex(&o);
         cr_assert_not_null(pool);
         for (int i = 0; i < 10; i++) {
@@ -107,9 +113,11 @@ Test(fixed, init_count_objects_need_no_further_os_call) {
     tarn_fixed_t *pool = tarn_fixed_create(32, 500, 100);
     tarn__os_fail(0, -1); /* every map from now on fails */
     void *v[500];
-    for (int i = 0; i < 500; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %d", i);
+    for (int i = 0; i < 500; i++)
+        cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %d", i);
     tarn__os_fail(-1, 0);
-    for (int i = 0; i < 500; i++) tarn_fixed_free(pool, v[i]);
+    for (int i = 0; i < 500; i++)
+        tarn_fixed_free(pool, v[i]);
     cr_assert_eq(tarn_fixed_check(pool), 0);
     tarn_fixed_destroy(pool);
 }
@@ -120,14 +128,17 @@ Test(fixed, growth_fails_cleanly_when_the_os_refuses_and_recovers) {
     size_t per_chunk = ((size_t)1 << TARN_FIXED_CHUNK_SHIFT_) / ((size_t)2 << 20);
     tarn_fixed_t *pool = tarn_fixed_create((size_t)1 << 20, 1, 1);
     void **v = malloc((per_chunk + 1) * sizeof *v);
-    for (size_t i = 0; i < per_chunk; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %zu", i);
+    for (size_t i = 0; i < per_chunk; i++)
+        cr_assert_not_null(v[i] = tarn_fixed_alloc(pool), "object %zu", i);
     tarn__os_fail(0, -1);
     errno = 0;
     cr_assert_null(tarn_fixed_alloc(pool), "a new chunk must be needed here");
     cr_assert_eq(errno, ENOMEM);
     tarn__os_fail(-1, 0);
-    cr_assert_not_null(v[per_chunk] = tarn_fixed_alloc(pool), "the pool works again once the OS gives memory");
-    for (size_t i = 0; i <= per_chunk; i++) tarn_fixed_free(pool, v[i]);
+    cr_assert_not_null(v[per_chunk] = tarn_fixed_alloc(pool),
+                       "the pool works again once the OS gives memory");
+    for (size_t i = 0; i <= per_chunk; i++)
+        tarn_fixed_free(pool, v[i]);
     cr_assert_eq(in_use(pool), 0);
     cr_assert_eq(tarn_fixed_check(pool), 0);
     free(v);
@@ -148,7 +159,8 @@ Test(fixed, init_count_beyond_one_block_limit_is_all_mapped) {
 Test(fixed, pool_without_growth_fails_cleanly_when_full) {
     tarn_fixed_t *pool = tarn_fixed_create(48, 10, 0);
     void *v[10];
-    for (int i = 0; i < 10; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool));
+    for (int i = 0; i < 10; i++)
+        cr_assert_not_null(v[i] = tarn_fixed_alloc(pool));
     errno = 0;
     cr_assert_null(tarn_fixed_alloc(pool));
     cr_assert_eq(errno, ENOMEM);
@@ -160,9 +172,11 @@ Test(fixed, pool_without_growth_fails_cleanly_when_full) {
 Test(fixed, a_wholly_free_block_hands_out_memory_in_order_again) {
     tarn_fixed_t *pool = make(64, 64, 64, 4);
     void *v[192];
-    for (int i = 0; i < 192; i++) v[i] = tarn_fixed_alloc(pool);
+    for (int i = 0; i < 192; i++)
+        v[i] = tarn_fixed_alloc(pool);
     /* free the first block's objects in a scrambled order */
-    for (int i = 0; i < 64; i++) tarn_fixed_free(pool, v[(i * 37) % 64]);
+    for (int i = 0; i < 64; i++)
+        tarn_fixed_free(pool, v[(i * 37) % 64]);
     /* the current (third) block is exhausted: the next block is the first one, reset */
     char *prev = tarn_fixed_alloc(pool);
     cr_assert_eq((void *)prev, v[0], "the reset block starts at its first object");
@@ -175,7 +189,8 @@ Test(fixed, a_wholly_free_block_hands_out_memory_in_order_again) {
     tarn_fixed_destroy(pool);
 }
 
-static void fill_and_free(tarn_fixed_t *pool, size_t n, size_t size, size_t *rss_full, size_t *rss_after) {
+static void fill_and_free(tarn_fixed_t *pool, size_t n, size_t size, size_t *rss_full,
+                          size_t *rss_after) {
     void **v = malloc(n * sizeof *v);
     for (size_t i = 0; i < n; i++) {
         v[i] = tarn_fixed_alloc(pool);
@@ -183,7 +198,8 @@ static void fill_and_free(tarn_fixed_t *pool, size_t n, size_t size, size_t *rss
         memset(v[i], 1, size);
     }
     *rss_full = tarn__os_rss();
-    for (size_t i = 0; i < n; i++) tarn_fixed_free(pool, v[(i * 7919) % n]);
+    for (size_t i = 0; i < n; i++)
+        tarn_fixed_free(pool, v[(i * 7919) % n]);
     *rss_after = tarn__os_rss();
     free(v);
 }
@@ -193,7 +209,8 @@ Test(fixed, memory_goes_back_to_the_os_beyond_keep_empty) {
     tarn_fixed_t *pool = make(size, 1024, 1024, TARN_FIXED_KEEP_NONE);
     size_t full, after;
     fill_and_free(pool, n, size, &full, &after);
-    cr_assert(after + ((size_t)60 << 20) <= full, "rss %zu MiB -> %zu MiB", full >> 20, after >> 20);
+    cr_assert(after + ((size_t)60 << 20) <= full, "rss %zu MiB -> %zu MiB", full >> 20,
+              after >> 20);
     tarn_pool_stats_t st;
     tarn_fixed_stats(pool, &st);
     cr_assert_leq(st.blocks, 1, "only the current block stays");
@@ -206,7 +223,8 @@ Test(fixed, empty_blocks_reused_within_the_keep_time_stay_mapped) {
     size_t n = 64 * 1024, size = 1024;
     tarn_fixed_t *pool = tarn_fixed_create(size, 1024, 1024);
     size_t full, after;
-    for (int round = 0; round < 3; round++) fill_and_free(pool, n, size, &full, &after);
+    for (int round = 0; round < 3; round++)
+        fill_and_free(pool, n, size, &full, &after);
     tarn_pool_stats_t st;
     tarn_fixed_stats(pool, &st);
     cr_assert_eq(st.os_releases, 0, "no block waited the keep time unused");
@@ -219,15 +237,18 @@ Test(fixed, empty_blocks_reused_within_the_keep_time_stay_mapped) {
  * ran out), then frees what it took. */
 static void reach_the_slow_path(tarn_fixed_t *pool, size_t per_block) {
     void **v = malloc((per_block + 1) * sizeof *v);
-    for (size_t i = 0; i <= per_block; i++) cr_assert_not_null(v[i] = tarn_fixed_alloc(pool));
-    for (size_t i = 0; i <= per_block; i++) tarn_fixed_free(pool, v[i]);
+    for (size_t i = 0; i <= per_block; i++)
+        cr_assert_not_null(v[i] = tarn_fixed_alloc(pool));
+    for (size_t i = 0; i <= per_block; i++)
+        tarn_fixed_free(pool, v[i]);
     free(v);
 }
 
 Test(fixed, a_gib_freed_goes_back_to_the_os_after_the_keep_time) {
     size_t size = 256, per_block = 4096, n = ((size_t)1 << 30) / size;
     void **v = malloc(n * sizeof *v);
-    memset(v, 1, n * sizeof *v); /* resident before the baseline is read (not 0: calloc would skip it) */
+    memset(v, 1,
+           n * sizeof *v); /* resident before the baseline is read (not 0: calloc would skip it) */
     tarn_fixed_t *pool = tarn_fixed_create(size, per_block, per_block);
     size_t base = tarn__os_rss();
     for (size_t i = 0; i < n; i++) {
@@ -235,7 +256,8 @@ Test(fixed, a_gib_freed_goes_back_to_the_os_after_the_keep_time) {
         memset(v[i], 1, size);
     }
     cr_assert_geq(tarn__os_rss(), base + ((size_t)1 << 30), "the objects are resident");
-    for (size_t i = 0; i < n; i++) tarn_fixed_free(pool, v[(i * 7919) % n]);
+    for (size_t i = 0; i < n; i++)
+        tarn_fixed_free(pool, v[(i * 7919) % n]);
     free(v);
     tarn_pool_stats_t st;
     tarn_fixed_stats(pool, &st);
@@ -244,8 +266,10 @@ Test(fixed, a_gib_freed_goes_back_to_the_os_after_the_keep_time) {
     reach_the_slow_path(pool, per_block);
     size_t rss = tarn__os_rss();
     tarn_fixed_stats(pool, &st);
-    cr_assert_lt(st.bytes_mapped, (size_t)64 << 20, "the pool holds %zu MiB", st.bytes_mapped >> 20);
-    cr_assert_lt(rss, base + ((size_t)64 << 20), "rss %zu MiB above the baseline", (rss - base) >> 20);
+    cr_assert_lt(st.bytes_mapped, (size_t)64 << 20, "the pool holds %zu MiB",
+                 st.bytes_mapped >> 20);
+    cr_assert_lt(rss, base + ((size_t)64 << 20), "rss %zu MiB above the baseline",
+                 (rss - base) >> 20);
     cr_assert_eq(tarn_fixed_check(pool), 0);
     tarn_fixed_destroy(pool);
 }
@@ -253,7 +277,8 @@ Test(fixed, a_gib_freed_goes_back_to_the_os_after_the_keep_time) {
 Test(fixed, destroy_returns_everything) {
     size_t before = tarn__os_rss();
     tarn_fixed_t *pool = tarn_fixed_create(4096, 8192, 0); /* 32 MiB */
-    for (int i = 0; i < 8192; i++) memset(tarn_fixed_alloc(pool), 1, 4096);
+    for (int i = 0; i < 8192; i++)
+        memset(tarn_fixed_alloc(pool), 1, 4096);
     cr_assert_geq(tarn__os_rss(), before + ((size_t)30 << 20));
     tarn_fixed_destroy(pool);
     size_t slack = (size_t)2 << 20;
@@ -266,14 +291,16 @@ Test(fixed, destroy_returns_everything) {
 Test(fixed, stats_count_what_is_live_and_mapped) {
     tarn_fixed_t *pool = make(100, 10, 10, 100);
     void *v[25];
-    for (int i = 0; i < 25; i++) v[i] = tarn_fixed_alloc(pool);
+    for (int i = 0; i < 25; i++)
+        v[i] = tarn_fixed_alloc(pool);
     tarn_pool_stats_t st;
     tarn_fixed_stats(pool, &st);
     cr_assert_eq(st.in_use, 25);
     cr_assert_eq(st.bytes_in_use, 25 * 112, "objects round up to 16 bytes");
     cr_assert_eq(st.blocks, 3);
     cr_assert_eq(st.os_maps, 3);
-    for (int i = 0; i < 10; i++) tarn_fixed_free(pool, v[i]);
+    for (int i = 0; i < 10; i++)
+        tarn_fixed_free(pool, v[i]);
     tarn_fixed_stats(pool, &st);
     cr_assert_eq(st.in_use, 15);
     cr_assert_eq(st.empty_blocks, 1);
@@ -340,7 +367,8 @@ static void expect_rejected(tarn_fixed_t *pool, void *p, const char *needle) {
     test_capture_errors();
     tarn_fixed_free(pool, p);
     expect_report(needle);
-    cr_assert(strstr(test_last_error, "in fixed pool"), "report names the pool: %s", test_last_error);
+    cr_assert(strstr(test_last_error, "in fixed pool"), "report names the pool: %s",
+              test_last_error);
     tarn_fixed_stats(pool, &after);
     cr_assert_eq(before.in_use, after.in_use, "a rejected free changed the pool");
     cr_assert_eq(tarn_fixed_check(pool), 0);
@@ -354,14 +382,16 @@ Test(fixed_misuse, double_free_is_reported) {
     expect_rejected(pool, a, "double free of");
     tarn_fixed_free(pool, b);
     expect_rejected(pool, a, "double free of"); /* not at the head of the list */
-    cr_assert(strstr(test_last_error, "(size 32)"), "report gives the object size: %s", test_last_error);
+    cr_assert(strstr(test_last_error, "(size 32)"), "report gives the object size: %s",
+              test_last_error);
     tarn_fixed_destroy(pool);
 }
 
 Test(fixed_misuse, double_free_in_another_block_is_reported) {
     tarn_fixed_t *pool = make(64, 4, 4, 10);
     void *v[12];
-    for (int i = 0; i < 12; i++) v[i] = tarn_fixed_alloc(pool);
+    for (int i = 0; i < 12; i++)
+        v[i] = tarn_fixed_alloc(pool);
     tarn_fixed_free(pool, v[1]); /* first block: retired full, not current */
     expect_rejected(pool, v[1], "double free of");
     tarn_fixed_destroy(pool);
@@ -370,8 +400,10 @@ Test(fixed_misuse, double_free_in_another_block_is_reported) {
 Test(fixed_misuse, double_free_after_the_block_was_reset_is_reported) {
     tarn_fixed_t *pool = make(64, 4, 4, 10);
     void *v[12];
-    for (int i = 0; i < 12; i++) v[i] = tarn_fixed_alloc(pool);
-    for (int i = 0; i < 4; i++) tarn_fixed_free(pool, v[i]); /* block 1 empties and resets */
+    for (int i = 0; i < 12; i++)
+        v[i] = tarn_fixed_alloc(pool);
+    for (int i = 0; i < 4; i++)
+        tarn_fixed_free(pool, v[i]); /* block 1 empties and resets */
     expect_rejected(pool, v[2], "double free of");
     tarn_fixed_destroy(pool);
 }
@@ -379,8 +411,10 @@ Test(fixed_misuse, double_free_after_the_block_was_reset_is_reported) {
 Test(fixed_misuse, stale_pointer_into_a_released_block_is_reported) {
     tarn_fixed_t *pool = make(64, 4, 4, TARN_FIXED_KEEP_NONE);
     void *v[12];
-    for (int i = 0; i < 12; i++) v[i] = tarn_fixed_alloc(pool);
-    for (int i = 0; i < 4; i++) tarn_fixed_free(pool, v[i]); /* block 1 goes back to the OS */
+    for (int i = 0; i < 12; i++)
+        v[i] = tarn_fixed_alloc(pool);
+    for (int i = 0; i < 4; i++)
+        tarn_fixed_free(pool, v[i]); /* block 1 goes back to the OS */
     expect_rejected(pool, v[0], "stale pointer");
     tarn_fixed_destroy(pool);
 }
@@ -458,7 +492,7 @@ Test(fixed_misuse, a_free_list_corrupted_into_a_cycle_cannot_hang_a_free) {
     tarn_fixed_t *pool = tarn_fixed_create(16, 8, 8);
     void **a = tarn_fixed_alloc(pool), **b = tarn_fixed_alloc(pool);
     tarn_fixed_free(pool, a);
-    a[0] = a;                                      /* write after free: a cycle */
+    a[0] = a;                                        /* write after free: a cycle */
     b[1] = (void *)((uintptr_t)b ^ (uintptr_t)pool); /* forces the list walk */
     test_capture_errors();
     tarn_fixed_free(pool, b);
@@ -520,8 +554,10 @@ Test(fixed_misuse, objects_crossing_between_thread_safe_and_plain_pools_are_repo
 Test(fixed_misuse, a_stale_pointer_into_a_slot_another_pool_took_is_reported) {
     tarn_fixed_t *a = make(64, 16, 16, TARN_FIXED_KEEP_NONE);
     void *v[32];
-    for (int i = 0; i < 32; i++) v[i] = tarn_fixed_alloc(a);
-    for (int i = 0; i < 16; i++) tarn_fixed_free(a, v[i]); /* a's first block goes back */
+    for (int i = 0; i < 32; i++)
+        v[i] = tarn_fixed_alloc(a);
+    for (int i = 0; i < 16; i++)
+        tarn_fixed_free(a, v[i]); /* a's first block goes back */
     tarn_fixed_t *b = tarn_fixed_create(64, 16, 16);
     cr_assert_eq(tarn_fixed_alloc(b), v[0], "b's first block reuses the slot a gave back");
     expect_rejected(a, v[1], "foreign pointer");
@@ -535,8 +571,10 @@ Test(fixed_misuse, misuse_is_caught_in_every_chunk_of_a_pool_that_grew) {
     /* 1 MiB objects, one per 2 MiB slot: 100 blocks span 4 chunks */
     tarn_fixed_t *pool = tarn_fixed_create((size_t)1 << 20, 1, 1);
     char *v[100];
-    for (int i = 0; i < 100; i++) v[i] = tarn_fixed_alloc(pool);
-    uintptr_t first = (uintptr_t)v[0] >> TARN_FIXED_CHUNK_SHIFT_, last = (uintptr_t)v[99] >> TARN_FIXED_CHUNK_SHIFT_;
+    for (int i = 0; i < 100; i++)
+        v[i] = tarn_fixed_alloc(pool);
+    uintptr_t first = (uintptr_t)v[0] >> TARN_FIXED_CHUNK_SHIFT_,
+              last = (uintptr_t)v[99] >> TARN_FIXED_CHUNK_SHIFT_;
     cr_assert_geq(first > last ? first - last : last - first, 3, "the blocks span 4 chunks");
     for (int i = 0; i < 100; i += 33) {
         expect_rejected(pool, v[i] + 16, "interior pointer");
@@ -617,8 +655,8 @@ Test(fixed_scale, a_hundred_thousand_small_pools_fit_in_8_gib_of_address_space) 
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     cr_assert_eq(r.made, POOLS, "only %d pools (errno %d)", r.made, r.err);
     cr_assert_leq(r.rss_per_pool, 5 << 10, "%zu bytes resident per pool", r.rss_per_pool);
-    cr_log_info("%d pools: %zu bytes resident each, %zu MiB of address space", r.made, r.rss_per_pool,
-                r.vm_bytes >> 20);
+    cr_log_info("%d pools: %zu bytes resident each, %zu MiB of address space", r.made,
+                r.rss_per_pool, r.vm_bytes >> 20);
 }
 
 /* Threads creating and destroying pools while another forks: each child
@@ -638,7 +676,8 @@ static void *churn_pools(void *arg) {
 
 Test(fixed_threads, a_child_forked_while_threads_create_pools_can_create_one) {
     pthread_t t[2];
-    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn_pools, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, churn_pools, NULL);
     for (int i = 0; i < 200; i++) {
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
@@ -647,7 +686,8 @@ Test(fixed_threads, a_child_forked_while_threads_create_pools_can_create_one) {
             _exit(p && tarn_fixed_alloc(p) ? 0 : 1);
         }
         int status, waited = 0;
-        while (waitpid(pid, &status, WNOHANG) == 0 && waited++ < 10000) usleep(1000);
+        while (waitpid(pid, &status, WNOHANG) == 0 && waited++ < 10000)
+            usleep(1000);
         if (waited > 10000) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
@@ -656,7 +696,8 @@ Test(fixed_threads, a_child_forked_while_threads_create_pools_can_create_one) {
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed", i);
     }
     atomic_store(&churn_stop, 1);
-    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
 }
 
 /* ---- random sequences, checked against a shadow -------------------------- */
@@ -712,7 +753,8 @@ static void *hammer(void *arg) {
         shared_obj_t *o = tarn_fixed_alloc(shared_pool);
         cr_assert_not_null(o);
         uintptr_t expected = 0;
-        if (!atomic_compare_exchange_strong(&o->owner, &expected, me)) atomic_fetch_add(&double_handouts, 1);
+        if (!atomic_compare_exchange_strong(&o->owner, &expected, me))
+            atomic_fetch_add(&double_handouts, 1);
         o->payload = me;
         shared_obj_t *prev = atomic_exchange(&exchange[rand_r(&seed) % EXCHANGE], o);
         if (prev) {
@@ -724,13 +766,18 @@ static void *hammer(void *arg) {
 }
 
 Test(fixed_threads, eight_threads_share_one_pool_and_no_object_is_handed_out_twice) {
-    tarn_fixed_options_t o = {.obj_size = sizeof(shared_obj_t), .init_count = 64, .grow_count = 256,
-                              .keep_empty = 1, .thread_safe = 1};
+    tarn_fixed_options_t o = {.obj_size = sizeof(shared_obj_t),
+                              .init_count = 64,
+                              .grow_count = 256,
+                              .keep_empty = 1,
+                              .thread_safe = 1};
     shared_pool = tarn_fixed_create_ex(&o);
     cr_assert_not_null(shared_pool);
     pthread_t t[THREADS];
-    for (uintptr_t i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, hammer, (void *)(i + 1));
-    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    for (uintptr_t i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, hammer, (void *)(i + 1));
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
     cr_assert_eq(atomic_load(&double_handouts), 0);
     for (int i = 0; i < EXCHANGE; i++) {
         shared_obj_t *left = atomic_exchange(&exchange[i], NULL);

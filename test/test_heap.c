@@ -24,7 +24,8 @@
 /* Writes a pattern over the whole usable area and checks it reads back. */
 static void fill_and_check(void *p, size_t n, unsigned char seed) {
     unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) c[i] = (unsigned char)(seed + i * 7);
+    for (size_t i = 0; i < n; i++)
+        c[i] = (unsigned char)(seed + i * 7);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(c[i], (unsigned char)(seed + i * 7), "byte %zu of %p", i, p);
 }
@@ -111,7 +112,8 @@ Test(heap_api, calloc_zeroes_recycled_memory) {
             dirty[k] = tarn_malloc(sizes[i]);
             memset(dirty[k], 0xa5, sizes[i]);
         }
-        for (int k = 0; k < 8; k++) tarn_free(dirty[k]);
+        for (int k = 0; k < 8; k++)
+            tarn_free(dirty[k]);
         for (int k = 0; k < 8; k++) {
             unsigned char *z = tarn_calloc(1, sizes[i]);
             cr_assert_not_null(z);
@@ -119,13 +121,14 @@ Test(heap_api, calloc_zeroes_recycled_memory) {
                 cr_assert_eq(z[b], 0, "calloc(%zu) byte %zu", sizes[i], b);
             dirty[k] = z;
         }
-        for (int k = 0; k < 8; k++) tarn_free(dirty[k]);
+        for (int k = 0; k < 8; k++)
+            tarn_free(dirty[k]);
     }
 }
 
 Test(heap_api, realloc_keeps_contents_through_every_kind) {
-    size_t steps[] = {1, 24, 200, 5000, 70 * KiB, 300 * KiB, 3 * MiB, 20 * MiB, 90 * MiB,
-                      5 * MiB,  100 * KiB, 900, 8};
+    size_t steps[] = {1,        24,       200,     5000,      70 * KiB, 300 * KiB, 3 * MiB,
+                      20 * MiB, 90 * MiB, 5 * MiB, 100 * KiB, 900,      8};
     unsigned char *p = NULL;
     size_t have = 0;
     for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
@@ -133,8 +136,10 @@ Test(heap_api, realloc_keeps_contents_through_every_kind) {
         cr_assert_not_null(p, "realloc to %zu", steps[i]);
         size_t keep = have < steps[i] ? have : steps[i];
         for (size_t b = 0; b < keep; b += 1 + b / 256)
-            cr_assert_eq(p[b], (unsigned char)(b * 13), "byte %zu after realloc to %zu", b, steps[i]);
-        for (size_t b = 0; b < steps[i]; b++) p[b] = (unsigned char)(b * 13);
+            cr_assert_eq(p[b], (unsigned char)(b * 13), "byte %zu after realloc to %zu", b,
+                         steps[i]);
+        for (size_t b = 0; b < steps[i]; b++)
+            p[b] = (unsigned char)(b * 13);
         have = steps[i];
     }
     tarn_free(p);
@@ -147,7 +152,8 @@ Test(heap_api, realloc_edge_cases) {
     p = tarn_malloc(100);
     cr_assert_eq(tarn_realloc(p, 90), p, "a small shrink stays in place");
     char *big = tarn_malloc(200 * KiB);
-    cr_assert_eq(tarn_realloc(big, 2 * MiB), big, "a large block grows in place: its frame is free after it");
+    cr_assert_eq(tarn_realloc(big, 2 * MiB), big,
+                 "a large block grows in place: its frame is free after it");
     errno = 0;
     cr_assert_null(tarn_realloc(p, SIZE_MAX));
     cr_assert_eq(errno, ENOMEM);
@@ -272,8 +278,10 @@ Test(heap_misuse, free_of_a_block_in_a_released_page) {
     test_capture_errors();
     void *pin = tarn_malloc(100); /* another class: the 1000-byte pages can empty */
     void *blocks[200];
-    for (int i = 0; i < 200; i++) blocks[i] = tarn_malloc(1000);
-    for (int i = 0; i < 200; i++) tarn_free(blocks[i]);
+    for (int i = 0; i < 200; i++)
+        blocks[i] = tarn_malloc(1000);
+    for (int i = 0; i < 200; i++)
+        tarn_free(blocks[i]);
     tarn_free(blocks[0]);
     expect_report("not a live block");
     tarn_free(pin);
@@ -401,8 +409,10 @@ static int fill_a_page(size_t size, void **v, int max, uint32_t b_min, tarn__pag
     while (n < max && (!*b || (*b)->capacity < b_min)) {
         v[n] = tarn_malloc(size);
         tarn__page_t *pg = tarn__page_of(tarn__segment_of(v[n]), v[n]);
-        if (!*a) *a = pg;
-        else if (pg != *a) *b = pg;
+        if (!*a)
+            *a = pg;
+        else if (pg != *a)
+            *b = pg;
         n++;
     }
     cr_assert(*b && ((*a)->flags & TARN__PAGE_FULL), "the first page filled up");
@@ -417,8 +427,8 @@ Test(heap_pages, each_size_range_gets_its_page_kind) {
         size_t size;
         unsigned shift;
     } want[] = {
-        {8 * KiB, TARN__SMALL_PAGE_SHIFT},      {8 * KiB + 1, TARN__MID_PAGE_SHIFT},
-        {32 * KiB, TARN__MID_PAGE_SHIFT},       {32 * KiB + 1, TARN__MEDIUM_PAGE_SHIFT},
+        {8 * KiB, TARN__SMALL_PAGE_SHIFT},    {8 * KiB + 1, TARN__MID_PAGE_SHIFT},
+        {32 * KiB, TARN__MID_PAGE_SHIFT},     {32 * KiB + 1, TARN__MEDIUM_PAGE_SHIFT},
         {128 * KiB, TARN__MEDIUM_PAGE_SHIFT},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
@@ -431,7 +441,8 @@ Test(heap_pages, each_size_range_gets_its_page_kind) {
     tarn__segment_t *seg = tarn__segment_of(p);
     cr_assert_eq(seg->kind, TARN__SEG_LARGE);
     size_t page = tarn__os_page_size();
-    cr_assert_eq(seg->size, tarn__align_up(page + 128 * KiB + 1, page), "a mapping as long as the block");
+    cr_assert_eq(seg->size, tarn__align_up(page + 128 * KiB + 1, page),
+                 "a mapping as long as the block");
     tarn_free(p);
 }
 
@@ -451,7 +462,8 @@ Test(heap_pages, freed_blocks_are_reused_before_carving) {
             v[i] = NULL;
             freed++;
         }
-    while (b->free) v[n++] = tarn_malloc(SIZE);
+    while (b->free)
+        v[n++] = tarn_malloc(SIZE);
     uint32_t carved = b->capacity;
     for (int k = 0; k < freed; k++) {
         void *p = tarn_malloc(SIZE);
@@ -459,7 +471,8 @@ Test(heap_pages, freed_blocks_are_reused_before_carving) {
         v[n++] = p;
     }
     cr_assert_eq(b->capacity, carved, "page B carved nothing more");
-    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(v[i]);
 }
 
 /* Page A fills up, page B becomes the front; all of A's blocks but one are
@@ -485,11 +498,13 @@ Test(heap_pages, realloc_moves_a_block_out_of_a_sparse_page) {
     cr_assert_eq(tarn_realloc(v[kept], SIZE), v[kept], "its own size: it stays");
     char *q = tarn_realloc(v[kept], 600);
     cr_assert_neq(q, v[kept], "the block left the sparse page");
-    for (int i = 0; i < 600; i++) cr_assert_eq(q[i], 0x5a, "byte %d moved with it", i);
+    for (int i = 0; i < 600; i++)
+        cr_assert_eq(q[i], 0x5a, "byte %d moved with it", i);
     cr_assert_eq(a->flags & TARN__PAGE_LIVE, 0, "page A emptied and was released");
     v[kept] = q;
     cr_assert_eq(tarn_realloc(q, 600), q, "in a page in use it stays put");
-    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(v[i]);
 }
 
 /* A block that fits moves out of a sparse page into a smaller class, whose
@@ -523,9 +538,12 @@ Test(heap_oom, a_fitting_block_stays_when_its_move_finds_no_memory) {
     tarn__os_fail(-1, 0);
     cr_assert_eq(q, v[kept], "the block stayed");
     cr_assert_eq(errno, 0, "and errno too");
-    for (int i = 0; i < 600; i++) cr_assert_eq(q[i], 0x5a, "byte %d", i);
-    for (int i = 0; i < n; i++) tarn_free(v[i]);
-    for (int i = 0; i < nfill; i++) tarn_free(fill[i]);
+    for (int i = 0; i < 600; i++)
+        cr_assert_eq(q[i], 0x5a, "byte %d", i);
+    for (int i = 0; i < n; i++)
+        tarn_free(v[i]);
+    for (int i = 0; i < nfill; i++)
+        tarn_free(fill[i]);
 }
 
 /* Carves class `size` until its front page has no free block left; returns
@@ -544,9 +562,11 @@ static int exhaust_class(size_t size, void **v, int max) {
  * own page carved more for it. */
 static size_t ask_past_a_dry_class(size_t up_size, size_t size, bool *carved) {
     void *up[40], *v[64];
-    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(up_size);
+    for (int i = 0; i < 40; i++)
+        up[i] = tarn_malloc(up_size);
     int n = exhaust_class(size, v, 64);
-    for (int i = 1; i < 40; i++) tarn_free(up[i]);
+    for (int i = 1; i < 40; i++)
+        tarn_free(up[i]);
     tarn__page_t *own = tarn__page_of(tarn__segment_of(v[0]), v[0]);
     uint32_t before = own->capacity;
     void *p = tarn_malloc(size);
@@ -554,7 +574,8 @@ static size_t ask_past_a_dry_class(size_t up_size, size_t size, bool *carved) {
     *carved = own->capacity != before;
     memset(p, 1, size);
     tarn_free(p);
-    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(v[i]);
     tarn_free(up[0]);
     return got;
 }
@@ -586,8 +607,10 @@ Test(heap_pages, a_small_class_borrows_from_the_next_class_only) {
  * never borrows: 256-byte blocks are 64-aligned, the next class's 288 not. */
 Test(heap_pages, aligned_requests_never_borrow) {
     void *up[40], *v[64];
-    for (int i = 0; i < 40; i++) up[i] = tarn_malloc(288);
-    for (int i = 1; i < 40; i++) tarn_free(up[i]);
+    for (int i = 0; i < 40; i++)
+        up[i] = tarn_malloc(288);
+    for (int i = 1; i < 40; i++)
+        tarn_free(up[i]);
     int n = exhaust_class(256, v, 64);
     for (int i = 0; i < 8; i++) {
         void *p = tarn_aligned_alloc(64, 200);
@@ -595,6 +618,7 @@ Test(heap_pages, aligned_requests_never_borrow) {
         cr_assert_eq(tarn_usable_size(p), 256);
         tarn_free(p);
     }
-    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(v[i]);
     tarn_free(up[0]);
 }

@@ -30,7 +30,8 @@ static bool owner_has_remote_frees(void) { return atomic_load(&owner->remote_pag
 
 /* Allocates N blocks here, then runs body(arg) in another thread. */
 static void run_with(void *(*body)(void *), void *arg) {
-    for (int i = 0; i < N; i++) theirs[i] = tarn_malloc(SIZE);
+    for (int i = 0; i < N; i++)
+        theirs[i] = tarn_malloc(SIZE);
     owner = tarn__tls_heap;
     pthread_t t;
     pthread_create(&t, NULL, body, arg);
@@ -43,7 +44,8 @@ static void run(void *(*body)(void *)) { run_with(body, NULL); }
  * then frees the first n of theirs; returns its own block. */
 static void *free_theirs(size_t own_size, int n) {
     void *own = tarn_malloc(own_size);
-    for (int i = 0; i < n; i++) tarn_free(theirs[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(theirs[i]);
     return own;
 }
 
@@ -62,7 +64,8 @@ static void *reuse(void *arg) {
     cr_assert(!is_theirs(next), "the cache is spent");
     cr_assert_eq(direct(), tarn__tls_heap->queues[cls()].first, "and switched off");
     tarn_free(next);
-    for (int i = 0; i < 8; i++) tarn_free(got[i]);
+    for (int i = 0; i < 8; i++)
+        tarn_free(got[i]);
     tarn_free(own);
     return arg;
 }
@@ -76,7 +79,8 @@ static void *below_switch(void *arg) {
     int n = 0;
     own[n++] = tarn_malloc(SIZE);
     tarn__page_t *pg = tarn__page_of(tarn__segment_of(own[0]), own[0]);
-    for (int i = 0; i < TARN__FOREIGN_FLIP - 1; i++) tarn_free(theirs[i]);
+    for (int i = 0; i < TARN__FOREIGN_FLIP - 1; i++)
+        tarn_free(theirs[i]);
     cr_assert_neq(direct(), cache());
     while (pg->free && n < 255) {
         own[n] = tarn_malloc(SIZE);
@@ -88,7 +92,8 @@ static void *below_switch(void *arg) {
     cr_assert(is_theirs(p), "then a cached block");
     cr_assert_eq(pg->capacity, carved, "before carving");
     tarn_free(p);
-    for (int i = 0; i < n; i++) tarn_free(own[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(own[i]);
     return arg;
 }
 
@@ -159,7 +164,8 @@ Test(heap_foreign, an_exiting_thread_gives_them_back) {
     cr_assert_eq(pg->used, N, "remote frees still count until collected");
     tarn__heap_collect_remote(tarn__tls_heap);
     cr_assert_eq(pg->used, N - 8, "all eight came back");
-    for (int i = 8; i < N; i++) tarn_free(theirs[i]);
+    for (int i = 8; i < N; i++)
+        tarn_free(theirs[i]);
 }
 
 /* A block freed twice in a row into the cache is reported, not cached twice
@@ -212,9 +218,11 @@ static void *queue_change_while_on(void *arg) {
     int n = 0;
     own[n++] = tarn_malloc(SIZE);
     tarn__page_t *pg = tarn__page_of(tarn__segment_of(own[0]), own[0]);
-    while ((pg->free || pg->capacity < pg->reserved) && n < 2048) own[n++] = tarn_malloc(SIZE);
+    while ((pg->free || pg->capacity < pg->reserved) && n < 2048)
+        own[n++] = tarn_malloc(SIZE);
     cr_assert_eq(tarn__tls_heap->queues[cls()].first, pg, "full but still queued");
-    for (int i = 0; i < 8; i++) tarn_free(theirs[i]);
+    for (int i = 0; i < 8; i++)
+        tarn_free(theirs[i]);
     cr_assert_eq(direct(), cache());
     void *p = tarn__alloc_class(tarn__tls_heap, cls(), true);
     cr_assert_neq(tarn__tls_heap->queues[cls()].first, pg, "the full page left the queue");
@@ -222,7 +230,8 @@ static void *queue_change_while_on(void *arg) {
     cr_assert_eq(direct(), cache(), "the slots stayed on the cache");
     tarn_free(p);
     cr_assert_eq(held(), 8, "kept again, though no page of the class is queued now");
-    for (int i = 0; i < n; i++) tarn_free(own[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(own[i]);
     return arg;
 }
 
@@ -235,12 +244,15 @@ static void *spread[CLASSES][TARN__FOREIGN_MAX];
 
 static void *total_cap(void *arg) {
     void *own[CLASSES];
-    for (int c = 0; c < CLASSES; c++) own[c] = tarn_malloc((size_t)(c + 1) * 16);
     for (int c = 0; c < CLASSES; c++)
-        for (int i = 0; i < TARN__FOREIGN_MAX; i++) tarn_free(spread[c][i]);
+        own[c] = tarn_malloc((size_t)(c + 1) * 16);
+    for (int c = 0; c < CLASSES; c++)
+        for (int i = 0; i < TARN__FOREIGN_MAX; i++)
+            tarn_free(spread[c][i]);
     cr_assert_eq(tarn__foreign_held(tarn__tls_heap), TARN__FOREIGN_TOTAL);
     cr_assert(owner_has_remote_frees(), "the rest went back");
-    for (int c = 0; c < CLASSES; c++) tarn_free(own[c]);
+    for (int c = 0; c < CLASSES; c++)
+        tarn_free(own[c]);
     return arg;
 }
 

@@ -32,9 +32,7 @@ static size_t vm_field(const char *name) {
 
 static size_t vm_data(void) { return vm_field("VmData"); }
 
-static size_t segment_maps(void) {
-    return atomic_load(&tarn__counters.segment_maps);
-}
+static size_t segment_maps(void) { return atomic_load(&tarn__counters.segment_maps); }
 
 /* n blocks of the sizes given (cycled) cost at most 1.1x their total in
  * address space, plus 1 MiB; each written at both ends. */
@@ -54,7 +52,8 @@ static void expect_footprint(const size_t *sizes, int kinds, int n) {
     cr_assert(grown <= total + total / 10 + MiB, "%d blocks of %zu KiB in all: VmData +%zu KiB", n,
               total / KiB, grown / KiB);
     cr_assert(grown >= total, "the blocks themselves are mapped: +%zu KiB", grown / KiB);
-    for (int i = 0; i < n; i++) tarn_free(p[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(p[i]);
     tarn_free(warm);
 }
 
@@ -86,7 +85,8 @@ Test(large_footprint, forty_mib_under_an_address_space_limit) {
         p[i] = tarn_malloc(MiB);
         cr_assert_not_null(p[i], "block %d under the limit", i);
     }
-    for (int i = 0; i < 40; i++) tarn_free(p[i]);
+    for (int i = 0; i < 40; i++)
+        tarn_free(p[i]);
     tarn_free(warm);
 }
 
@@ -150,7 +150,8 @@ Test(large_cache, calloc_of_a_reused_mapping_is_zero) {
     tarn_free(p);
     unsigned char *q = tarn_calloc(1, MiB);
     cr_assert_eq(q, p, "the cached mapping");
-    for (size_t i = 0; i < MiB; i += 512) cr_assert_eq(q[i], 0, "byte %zu", i);
+    for (size_t i = 0; i < MiB; i += 512)
+        cr_assert_eq(q[i], 0, "byte %zu", i);
     tarn_free(q);
     tarn_free(warm);
 }
@@ -174,7 +175,8 @@ Test(large_cache, a_segment_of_pages_serves_a_large_block_only_once) {
     tarn__segment_unmap(next);
     unsigned char *z = tarn_calloc(1, 3 * MiB);
     cr_assert_eq(tarn__segment_of(z), pages);
-    for (size_t i = 0; i < 3 * MiB; i += 256) cr_assert_eq(z[i], 0, "byte %zu", i);
+    for (size_t i = 0; i < 3 * MiB; i += 256)
+        cr_assert_eq(z[i], 0, "byte %zu", i);
     tarn_free(z);
 }
 
@@ -196,7 +198,8 @@ Test(large_realloc, grows_and_shrinks_in_place) {
     void *warm = tarn_malloc(16);
     size_t page = tarn__os_page_size();
     unsigned char *p = tarn_malloc(200 * KiB);
-    for (size_t i = 0; i < 200 * KiB; i++) p[i] = (unsigned char)(i * 13);
+    for (size_t i = 0; i < 200 * KiB; i++)
+        p[i] = (unsigned char)(i * 13);
     size_t maps = segment_maps();
     unsigned char *q = tarn_realloc(p, 3 * MiB);
     cr_assert_eq(q, p, "grown in place");
@@ -314,9 +317,7 @@ Test(large_threads, a_block_freed_by_a_thread_without_a_heap) {
 /* ---- far-aligned blocks ------------------------------------------------ */
 enum { FAR_N = 1200 };
 
-static size_t far_size(int i) {
-    return i % 3 == 0 ? 100 : i % 3 == 1 ? 8 * KiB : 70 * KiB;
-}
+static size_t far_size(int i) { return i % 3 == 0 ? 100 : i % 3 == 1 ? 8 * KiB : 70 * KiB; }
 
 Test(far, more_than_a_thousand_live_blocks) {
     test_capture_errors();
@@ -330,7 +331,8 @@ Test(far, more_than_a_thousand_live_blocks) {
         memset(p[i], i & 0xff, far_size(i));
     }
     cr_assert_eq(tarn__far_count(), base + FAR_N);
-    for (int i = 0; i < FAR_N; i += 2) tarn_free(p[i]); /* every other one */
+    for (int i = 0; i < FAR_N; i += 2)
+        tarn_free(p[i]); /* every other one */
     for (int i = 1; i < FAR_N; i += 2) {
         cr_assert(tarn_usable_size(p[i]) >= far_size(i), "block %d", i);
         cr_assert_eq((unsigned char)p[i][far_size(i) - 1], i & 0xff, "block %d", i);
@@ -350,7 +352,8 @@ Test(far, more_than_a_thousand_live_blocks) {
         p[i] = q;
     }
     cr_assert_eq(tarn__far_count(), base + FAR_N - (FAR_N + 2) / 4);
-    for (int i = 0; i < FAR_N; i++) tarn_free(p[i]);
+    for (int i = 0; i < FAR_N; i++)
+        tarn_free(p[i]);
     cr_assert_eq(tarn__far_count(), base);
     cr_assert_eq(test_error_count, 0, "no other report");
 }
@@ -388,7 +391,8 @@ Test(far, out_of_memory_for_the_block_or_the_table) {
      * doubled table: the block is given back. */
     static void *p[200];
     int n = 0;
-    while (tarn__far_count() < 128) p[n++] = tarn_aligned_alloc(4 * MiB, 100);
+    while (tarn__far_count() < 128)
+        p[n++] = tarn_aligned_alloc(4 * MiB, 100);
     size_t count = tarn__far_count();
     tarn__os_fail(1, 1);
     errno = 0;
@@ -398,7 +402,8 @@ Test(far, out_of_memory_for_the_block_or_the_table) {
     void *q = tarn_aligned_alloc(4 * MiB, 100);
     cr_assert_not_null(q, "the table grows once the OS gives memory");
     tarn_free(q);
-    for (int i = 0; i < n; i++) tarn_free(p[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(p[i]);
     tarn_free(first);
 }
 

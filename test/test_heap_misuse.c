@@ -23,13 +23,13 @@ static bool is_huge(size_t size) { return size > TARN__LARGE_MAX; }
 
 /* Asserts one report since the last check, containing `needle` and naming
  * pointer p. */
-#define expect_report_about(needle, p)                                                  \
-    do {                                                                                \
-        char ptr_[32];                                                                  \
-        snprintf(ptr_, sizeof ptr_, "%p", (void *)(p));                                 \
-        cr_assert(strstr(test_last_error, ptr_), "report \"%s\" does not name %s",      \
-                  test_last_error, ptr_);                                               \
-        expect_report(needle);                                                          \
+#define expect_report_about(needle, p)                                                             \
+    do {                                                                                           \
+        char ptr_[32];                                                                             \
+        snprintf(ptr_, sizeof ptr_, "%p", (void *)(p));                                            \
+        cr_assert(strstr(test_last_error, ptr_), "report \"%s\" does not name %s",                 \
+                  test_last_error, ptr_);                                                          \
+        expect_report(needle);                                                                     \
     } while (0)
 
 /* The report for a second free of a block of `size`: a huge block's mapping
@@ -78,19 +78,20 @@ static void heap_still_works(size_t size) {
     for (int i = 1; i < n; i++)
         cr_assert_geq(v[i], v[i - 1] + size, "blocks %p and %p overlap", (void *)v[i - 1],
                       (void *)v[i]);
-    for (int i = 0; i < n; i++) tarn_free((void *)v[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free((void *)v[i]);
     cr_assert_eq(test_error_count, 0, "no report while the heap is used rightly (%s)",
                  test_last_error);
 }
 
 /* One test per size range for each case below. */
-#define EVERY_SIZE(body)                                  \
-    Test(body, small_16) { body(16); }                    \
-    Test(body, small_48) { body(48); }                    \
-    Test(body, small_1000) { body(1000); }                \
-    Test(body, mid_20000) { body(20000); }                \
-    Test(body, medium_100k) { body(100 * KiB); }          \
-    Test(body, large_1m) { body(MiB); }                   \
+#define EVERY_SIZE(body)                                                                           \
+    Test(body, small_16) { body(16); }                                                             \
+    Test(body, small_48) { body(48); }                                                             \
+    Test(body, small_1000) { body(1000); }                                                         \
+    Test(body, mid_20000) { body(20000); }                                                         \
+    Test(body, medium_100k) { body(100 * KiB); }                                                   \
+    Test(body, large_1m) { body(MiB); }                                                            \
     Test(body, huge_8m) { body(8 * MiB); }
 
 /* free(a); free(b); free(a): glibc's tcache catches it; tarn did not. */
@@ -121,10 +122,12 @@ static void double_free_after_many(size_t size) {
     enum { N = 100 };
     void *keep = tarn_malloc(size), *v[N];
     int n = is_large(size) ? 3 : N;
-    for (int i = 0; i < n; i++) v[i] = tarn_malloc(size);
+    for (int i = 0; i < n; i++)
+        v[i] = tarn_malloc(size);
     char *a = tarn_malloc(size);
     tarn_free(a);
-    for (int i = 0; i < n; i++) tarn_free(v[i]);
+    for (int i = 0; i < n; i++)
+        tarn_free(v[i]);
     tarn_free(a);
     expect_report_about(is_huge(size) ? "did not allocate (or already freed)" : "double free", a);
     heap_still_works(size);
@@ -196,9 +199,12 @@ static void free_then_interior(size_t size) {
     uint32_t used = is_large(size) ? 0 : pg->used;
     tarn_free(p + in);
     char text[96];
-    if (is_huge(size)) expect_report_about("did not allocate", p + in);
-    else if (is_large(size)) expect_report_about("double free of", p + in);
-    else expect_report_about(interior_text(text, sizeof text, p, bs), p + in);
+    if (is_huge(size))
+        expect_report_about("did not allocate", p + in);
+    else if (is_large(size))
+        expect_report_about("double free of", p + in);
+    else
+        expect_report_about(interior_text(text, sizeof text, p, bs), p + in);
     if (!is_large(size)) cr_assert_eq(pg->used, used, "the page's count did not move");
     heap_still_works(size);
     tarn_free(keep);
@@ -299,10 +305,10 @@ enum { WORKER_ALLOCS = 300 };
 typedef struct {
     void *victim;
     size_t size;
-    bool cached;     /* the victim sat in the worker's foreign cache */
-    int reports;     /* made by the worker's second free */
+    bool cached; /* the victim sat in the worker's foreign cache */
+    int reports; /* made by the worker's second free */
     char report[512];
-    int handed_out;  /* times the worker got the victim back from malloc */
+    int handed_out; /* times the worker got the victim back from malloc */
 } foreign_case_t;
 
 static bool in_foreign_cache(const foreign_case_t *c) {
@@ -316,7 +322,8 @@ static void count_victim(foreign_case_t *c) {
         v[i] = tarn_malloc(c->size);
         c->handed_out += v[i] == c->victim;
     }
-    for (int i = 0; i < WORKER_ALLOCS; i++) tarn_free(v[i]);
+    for (int i = 0; i < WORKER_ALLOCS; i++)
+        tarn_free(v[i]);
 }
 
 static void *free_into_cache_twice(void *arg) {
@@ -378,7 +385,8 @@ static void step_to(parked_t *s, int step) {
 
 static void wait_step(parked_t *s, int step) {
     pthread_mutex_lock(&s->lock);
-    while (s->step < step) pthread_cond_wait(&s->cond, &s->lock);
+    while (s->step < step)
+        pthread_cond_wait(&s->cond, &s->lock);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -396,8 +404,8 @@ static void *cache_and_wait(void *arg) {
 
 static void owner_frees_a_cached_block(size_t size) {
     test_capture_errors();
-    parked_t s = {.c = {.size = size}, .lock = PTHREAD_MUTEX_INITIALIZER,
-                  .cond = PTHREAD_COND_INITIALIZER};
+    parked_t s = {
+        .c = {.size = size}, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     void *keep = tarn_malloc(size);
     s.c.victim = tarn_malloc(size);
     pthread_t t;
@@ -449,7 +457,8 @@ static int run_child(void (*fn)(void), char *out, size_t cap) {
     close(fds[1]);
     size_t n = 0;
     ssize_t r;
-    while (n + 1 < cap && (r = read(fds[0], out + n, cap - 1 - n)) > 0) n += (size_t)r;
+    while (n + 1 < cap && (r = read(fds[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
     out[n] = 0;
     close(fds[0]);
     int status;

@@ -28,7 +28,8 @@ Test(heap_stats, blocks_of_a_class_count_exactly) {
     unsigned cls = tarn__size_class(48);
     tarn_heap_stats_t a = stats();
     cr_assert_eq(a.classes[cls].block_size, 48);
-    for (int i = 0; i < N; i++) v[i] = tarn_malloc(48);
+    for (int i = 0; i < N; i++)
+        v[i] = tarn_malloc(48);
     tarn_heap_stats_t b = stats();
     cr_assert_eq(b.classes[cls].live_blocks, a.classes[cls].live_blocks + N);
     cr_assert_eq(b.allocated, a.allocated + N * 48, "%zu -> %zu", a.allocated, b.allocated);
@@ -40,11 +41,13 @@ Test(heap_stats, blocks_of_a_class_count_exactly) {
     cr_assert_geq(b.committed, b.allocated);
     cr_assert_geq(b.mapped, b.committed);
     cr_assert_geq(b.resident, N * 48 / 2, "written blocks are resident: %zu", b.resident);
-    for (int i = 0; i < N; i += 2) tarn_free(v[i]);
+    for (int i = 0; i < N; i += 2)
+        tarn_free(v[i]);
     tarn_heap_stats_t c = stats();
     cr_assert_eq(c.classes[cls].live_blocks, a.classes[cls].live_blocks + N / 2);
     cr_assert_eq(c.allocated, a.allocated + N / 2 * 48);
-    for (int i = 1; i < N; i += 2) tarn_free(v[i]);
+    for (int i = 1; i < N; i += 2)
+        tarn_free(v[i]);
     tarn_heap_stats_t d = stats();
     cr_assert_eq(d.classes[cls].live_blocks, a.classes[cls].live_blocks);
     cr_assert_eq(d.allocated, a.allocated);
@@ -54,7 +57,8 @@ Test(heap_stats, every_class_counts_its_blocks) {
     static void *v[TARN__CLASSES][3];
     tarn_heap_stats_t a = stats();
     for (unsigned cls = 0; cls < TARN__CLASSES; cls++)
-        for (int i = 0; i < 3; i++) v[cls][i] = tarn_malloc(tarn__class_size(cls));
+        for (int i = 0; i < 3; i++)
+            v[cls][i] = tarn_malloc(tarn__class_size(cls));
     tarn_heap_stats_t b = stats();
     size_t bytes = 0;
     for (unsigned cls = 0; cls < TARN__CLASSES; cls++) {
@@ -64,7 +68,8 @@ Test(heap_stats, every_class_counts_its_blocks) {
     }
     cr_assert_eq(b.allocated, a.allocated + bytes);
     for (unsigned cls = 0; cls < TARN__CLASSES; cls++)
-        for (int i = 0; i < 3; i++) tarn_free(v[cls][i]);
+        for (int i = 0; i < 3; i++)
+            tarn_free(v[cls][i]);
     cr_assert_eq(stats().allocated, a.allocated);
 }
 
@@ -103,16 +108,19 @@ static pthread_barrier_t allocated, checked;
 
 static void *allocate_and_wait(void *arg) {
     (void)arg;
-    for (int i = 0; i < PER_THREAD; i++) thread_blocks[0][i] = tarn_malloc(100);
+    for (int i = 0; i < PER_THREAD; i++)
+        thread_blocks[0][i] = tarn_malloc(100);
     pthread_barrier_wait(&allocated);
     pthread_barrier_wait(&checked);
-    for (int i = 0; i < PER_THREAD; i++) tarn_free(thread_blocks[0][i]);
+    for (int i = 0; i < PER_THREAD; i++)
+        tarn_free(thread_blocks[0][i]);
     return NULL;
 }
 
 static void *allocate_and_exit(void *arg) {
     (void)arg;
-    for (int i = 0; i < PER_THREAD; i++) thread_blocks[1][i] = tarn_malloc(100);
+    for (int i = 0; i < PER_THREAD; i++)
+        thread_blocks[1][i] = tarn_malloc(100);
     return NULL;
 }
 
@@ -129,9 +137,11 @@ Test(heap_stats, every_thread_heap_counts) {
     pthread_join(gone, NULL);
     tarn_heap_stats_t b = stats();
     cr_assert_eq(b.classes[cls].live_blocks, a.classes[cls].live_blocks + 2 * PER_THREAD);
-    cr_assert_eq(b.allocated, a.allocated + 2 * PER_THREAD * 112, "%zu -> %zu", a.allocated, b.allocated);
+    cr_assert_eq(b.allocated, a.allocated + 2 * PER_THREAD * 112, "%zu -> %zu", a.allocated,
+                 b.allocated);
     cr_assert_geq(b.heaps, a.heaps + 2);
-    for (int i = 0; i < PER_THREAD; i++) tarn_free(thread_blocks[1][i]);
+    for (int i = 0; i < PER_THREAD; i++)
+        tarn_free(thread_blocks[1][i]);
     tarn_heap_stats_t c = stats();
     cr_assert_eq(c.classes[cls].live_blocks, a.classes[cls].live_blocks + PER_THREAD,
                  "frees into an exited thread's heap are taken back at once");
@@ -144,11 +154,13 @@ Test(heap_stats, peak_in_use_stays_after_the_frees) {
     enum { N = 8192 };
     static void *v[N];
     tarn_heap_stats_t a = stats();
-    for (int i = 0; i < N; i++) v[i] = tarn_malloc(KiB);
+    for (int i = 0; i < N; i++)
+        v[i] = tarn_malloc(KiB);
     tarn_heap_stats_t b = stats();
     cr_assert_geq(b.peak_in_use, b.in_use);
     cr_assert_geq(b.in_use - a.in_use, N * KiB);
-    for (int i = 0; i < N; i++) tarn_free(v[i]);
+    for (int i = 0; i < N; i++)
+        tarn_free(v[i]);
     tarn_heap_stats_t c = stats();
     cr_assert_lt(c.in_use, b.in_use - N * KiB / 2, "in_use fell with the frees");
     cr_assert_geq(c.peak_in_use, b.in_use, "the peak stayed");
@@ -162,9 +174,11 @@ Test(heap_stats, the_budget_floor_keeps_what_it_is_set_to) {
     enum { N = 8192 };
     static void *v[N];
     tarn__purge_set_floor(64 * MiB);
-    for (int i = 0; i < N; i++) v[i] = tarn_malloc(KiB);
+    for (int i = 0; i < N; i++)
+        v[i] = tarn_malloc(KiB);
     tarn_heap_stats_t b = stats();
-    for (int i = 0; i < N; i++) tarn_free(v[i]);
+    for (int i = 0; i < N; i++)
+        tarn_free(v[i]);
     tarn_heap_stats_t c = stats();
     tarn__purge_set_floor(TARN__DIRTY_MIN);
     cr_assert_eq(c.purges, b.purges, "nothing purged under the floor");
@@ -184,8 +198,10 @@ static void *churn(void *arg) {
         h = tarn_realloc(h, 40 * MiB);
         char *l = tarn_malloc(MiB);
         void *v[200];
-        for (int i = 0; i < 200; i++) v[i] = tarn_malloc(2000);
-        for (int i = 0; i < 200; i++) tarn_free(v[i]);
+        for (int i = 0; i < 200; i++)
+            v[i] = tarn_malloc(2000);
+        for (int i = 0; i < 200; i++)
+            tarn_free(v[i]);
         tarn_free(l);
         tarn_free(h);
         tarn_collect(true);
@@ -197,7 +213,8 @@ static void *churn(void *arg) {
  * runs under ASan too); the figures are then only roughly consistent. */
 Test(heap_stats, reading_while_other_threads_map_and_unmap) {
     pthread_t t[2];
-    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)i);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)i);
     uint64_t end = tarn__os_now_ms() + 500;
     while (tarn__os_now_ms() < end) {
         tarn_heap_stats_t s = stats();
@@ -205,16 +222,17 @@ Test(heap_stats, reading_while_other_threads_map_and_unmap) {
         cr_assert_leq(s.segments, 16, "%zu segments", s.segments);
     }
     atomic_store(&churn_stop, true);
-    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
 }
 
 /* ---- errno is left alone on success ------------------------------------ */
 
-#define KEEPS_ERRNO(call)                                                     \
-    do {                                                                      \
-        errno = EDOM;                                                         \
-        call;                                                                 \
-        cr_assert_eq(errno, EDOM, "%s changed errno to %d", #call, errno);    \
+#define KEEPS_ERRNO(call)                                                                          \
+    do {                                                                                           \
+        errno = EDOM;                                                                              \
+        call;                                                                                      \
+        cr_assert_eq(errno, EDOM, "%s changed errno to %d", #call, errno);                         \
     } while (0)
 
 /* Not a constant: clang warns of a constant alignment that is not a power
@@ -262,7 +280,8 @@ Test(heap_errno, a_huge_block_grown_by_a_move_keeps_errno) {
     cr_assert_not_null(q);
     cr_assert_eq(errno, EDOM, "errno %d", errno);
     cr_assert_neq(q, p, "it could not grow in place");
-    for (size_t i = 0; i < 8 * MiB; i += 4096) cr_assert_eq(q[i], 0x3c, "byte %zu", i);
+    for (size_t i = 0; i < 8 * MiB; i += 4096)
+        cr_assert_eq(q[i], 0x3c, "byte %zu", i);
     tarn_free(q);
     if (wall) munmap(wall, 4096);
 }
@@ -275,7 +294,8 @@ Test(heap_errno, a_large_block_outgrowing_its_segment_keeps_errno) {
     char *q = tarn_realloc(p, 6 * MiB);
     cr_assert_not_null(q);
     cr_assert_eq(errno, EDOM, "errno %d", errno);
-    for (size_t i = 0; i < 2 * MiB; i += 4096) cr_assert_eq(q[i], 0x3d, "byte %zu", i);
+    for (size_t i = 0; i < 2 * MiB; i += 4096)
+        cr_assert_eq(q[i], 0x3d, "byte %zu", i);
     tarn_free(q);
     if (wall) munmap(wall, 4096);
 }
@@ -293,7 +313,8 @@ Test(heap_errno, a_failed_remap_then_a_copy_keeps_errno) {
     cr_assert_not_null(q);
     cr_assert_eq(errno, EDOM, "errno %d", errno);
     cr_assert_eq(stats().unmaps, unmaps + 1, "copied, and the old mapping unmapped");
-    for (size_t i = 0; i < 8 * MiB; i += 4096) cr_assert_eq(q[i], 0x3e, "byte %zu", i);
+    for (size_t i = 0; i < 8 * MiB; i += 4096)
+        cr_assert_eq(q[i], 0x3e, "byte %zu", i);
     tarn_free(q);
 }
 
@@ -341,7 +362,8 @@ Test(heap_realloc, a_same_size_realloc_never_moves) {
         size[i] = 1 + (size_t)i * 7919 % 3000;
         v[i] = tarn_malloc(size[i]);
     }
-    for (int i = 0; i < N; i += 2) tarn_free(v[i]);
+    for (int i = 0; i < N; i += 2)
+        tarn_free(v[i]);
     int moved = 0;
     for (int i = 1; i < N; i += 2) {
         unsigned cls = tarn__size_class(size[i]);
@@ -350,7 +372,8 @@ Test(heap_realloc, a_same_size_realloc_never_moves) {
         moved += tarn_realloc(v[i], smaller) != v[i];
     }
     cr_assert_eq(moved, 0, "%d of %d reallocs moved", moved, N);
-    for (int i = 1; i < N; i += 2) tarn_free(v[i]);
+    for (int i = 1; i < N; i += 2)
+        tarn_free(v[i]);
 }
 
 Test(heap_realloc, large_and_huge_same_size_reallocs_stay) {

@@ -33,7 +33,8 @@ Test(heap_threads, blocks_of_an_exited_thread_stay_usable_and_return) {
     size_t before = live_segments();
     for (int i = 0; i < N_BLOCKS; i++) {
         unsigned char *b = blocks[i];
-        cr_assert_eq(b[0], (unsigned char)(i & 0xff), "block %d changed after its thread exited", i);
+        cr_assert_eq(b[0], (unsigned char)(i & 0xff), "block %d changed after its thread exited",
+                     i);
         cr_assert_eq(b[199], (unsigned char)(i & 0xff));
         tarn_free(b);
     }
@@ -49,7 +50,8 @@ Test(heap_threads, a_new_thread_adopts_an_abandoned_heap) {
     pthread_create(&t, NULL, allocate_all, (void *)(uintptr_t)48);
     pthread_join(t, NULL);
     cr_assert_eq(atomic_load(&tarn__counters.abandoned_adopted), adopted + 1);
-    for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
+    for (int i = 0; i < N_BLOCKS; i++)
+        tarn_free(blocks[i]);
 }
 
 static size_t exit_dirty, exit_live;
@@ -64,7 +66,8 @@ static void *churn_then_exit(void *arg) {
         b[i] = tarn_malloc(4096);
         memset(b[i], 1, 4096);
     }
-    for (int i = 1; i < COUNT; i++) tarn_free(b[i]);
+    for (int i = 1; i < COUNT; i++)
+        tarn_free(b[i]);
     last_free_ms = tarn__os_now_ms();
     blocks[0] = b[0];
     exit_dirty = tarn__tls_heap->dirty_bytes;
@@ -84,8 +87,8 @@ Test(heap_threads, an_exited_heap_keeps_only_its_budget_for_the_adopter) {
     size_t base = tarn__os_rss();
     pthread_create(&t, NULL, churn_then_exit, &h);
     pthread_join(t, NULL);
-    size_t budget = (exit_live / 8 > TARN__DIRTY_MIN ? exit_live / 8 : TARN__DIRTY_MIN) +
-                    TARN__SPARE_MAX;
+    size_t budget =
+        (exit_live / 8 > TARN__DIRTY_MIN ? exit_live / 8 : TARN__DIRTY_MIN) + TARN__SPARE_MAX;
     cr_assert_leq(exit_dirty, budget, "dirty %zu, budget %zu", exit_dirty, budget);
     cr_assert_leq(h->dirty_bytes, exit_dirty, "exiting added nothing");
     /* Unless the thread was held up past the delay before it exited: */
@@ -94,7 +97,8 @@ Test(heap_threads, an_exited_heap_keeps_only_its_budget_for_the_adopter) {
     cr_assert_lt(tarn__os_rss() - base, 8 * MiB, "the 32 MiB went back");
     pthread_create(&t, NULL, allocate_all, (void *)(uintptr_t)48);
     pthread_join(t, NULL);
-    for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
+    for (int i = 0; i < N_BLOCKS; i++)
+        tarn_free(blocks[i]);
     size_t live = atomic_load(&h->live_bytes);
     if (live < h->exit_live) live = h->exit_live; /* the budget it left with */
     size_t now_budget = (live / 8 > TARN__DIRTY_MIN ? live / 8 : TARN__DIRTY_MIN) + TARN__SPARE_MAX;
@@ -139,14 +143,16 @@ Test(heap_threads, an_exited_heap_keeps_the_budget_it_left_with) {
     }
     cr_assert_gt(h->dirty_bytes, TARN__DIRTY_MIN, "kept more than the floor: %zu", h->dirty_bytes);
     cr_assert_leq(h->dirty_bytes, left_with, "but within its budget");
-    for (int i = 0; i < 2048; i++) tarn_free(big_blocks[i]);
+    for (int i = 0; i < 2048; i++)
+        tarn_free(big_blocks[i]);
     tarn_collect(true);
     cr_assert_eq(h->dirty_bytes, 0);
 }
 
 static void *free_all(void *arg) {
     (void)arg;
-    for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
+    for (int i = 0; i < N_BLOCKS; i++)
+        tarn_free(blocks[i]);
     return NULL;
 }
 
@@ -159,15 +165,19 @@ Test(heap_threads, remote_frees_are_collected_by_the_owner) {
     tarn_collect(true);
     cr_assert_null(atomic_load(&tarn__tls_heap->remote_pages));
     cr_assert_leq(live_segments(), 1, "%zu segments after collecting", live_segments());
-    for (int i = 0; i < N_BLOCKS; i++) blocks[i] = tarn_malloc(64);
-    for (int i = 0; i < N_BLOCKS; i++) tarn_free(blocks[i]);
+    for (int i = 0; i < N_BLOCKS; i++)
+        blocks[i] = tarn_malloc(64);
+    for (int i = 0; i < N_BLOCKS; i++)
+        tarn_free(blocks[i]);
 }
 
 Test(heap_threads, large_blocks_freed_by_another_thread) {
-    for (int i = 0; i < 8; i++) blocks[i] = tarn_malloc((size_t)(i + 1) << 18);
+    for (int i = 0; i < 8; i++)
+        blocks[i] = tarn_malloc((size_t)(i + 1) << 18);
     pthread_t t;
     size_t before = live_segments();
-    for (int i = 8; i < N_BLOCKS; i++) blocks[i] = NULL;
+    for (int i = 8; i < N_BLOCKS; i++)
+        blocks[i] = NULL;
     pthread_create(&t, NULL, free_all, NULL);
     pthread_join(t, NULL);
     cr_assert_lt(live_segments(), before, "the freeing thread caches at most a few");
@@ -183,30 +193,36 @@ static void *churn(void *arg) {
         tarn_free(v[k]);
         v[k] = tarn_malloc(16 + (i % 1000));
     }
-    for (int k = 0; k < 256; k++) tarn_free(v[k]);
+    for (int k = 0; k < 256; k++)
+        tarn_free(v[k]);
     return NULL;
 }
 
 Test(heap_threads, fork_from_a_busy_process) {
     pthread_t t[3];
-    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, churn, NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, churn, NULL);
     for (int round = 0; round < 20; round++) {
         void *p = tarn_malloc(100);
         pid_t pid = fork();
         if (pid == 0) {
             void *v[1000];
-            for (int i = 0; i < 1000; i++) v[i] = tarn_malloc((size_t)i * 5);
-            for (int i = 0; i < 1000; i++) tarn_free(v[i]);
+            for (int i = 0; i < 1000; i++)
+                v[i] = tarn_malloc((size_t)i * 5);
+            for (int i = 0; i < 1000; i++)
+                tarn_free(v[i]);
             tarn_free(p);
             _exit(tarn_malloc(1 << 20) ? 0 : 1);
         }
         int status;
         cr_assert_eq(waitpid(pid, &status, 0), pid);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed: %d", round, status);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed: %d", round,
+                  status);
         tarn_free(p);
     }
     atomic_store(&stop, 1);
-    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
 }
 
 /* Seed 000's program at a quarter of its size: 64 MiB of 4 KiB blocks, one
@@ -223,7 +239,8 @@ Test(heap_purge, freed_memory_returns_without_another_call) {
     }
     char *pin = tarn_malloc(2);
     size_t full = tarn__os_rss();
-    for (int i = 0; i < COUNT; i++) tarn_free(b[i]);
+    for (int i = 0; i < COUNT; i++)
+        tarn_free(b[i]);
     size_t after = tarn__os_rss();
     cr_assert_gt(full - base, 60 * MiB, "the blocks were resident: %zu", full - base);
     cr_assert_lt(after - base, 24 * MiB, "rss %zu MiB above start after the frees",
@@ -234,9 +251,12 @@ Test(heap_purge, freed_memory_returns_without_another_call) {
 
 Test(heap_purge, collect_force_releases_everything_free) {
     void *v[2000];
-    for (int i = 0; i < 2000; i++) v[i] = tarn_malloc(3000);
-    for (int i = 0; i < 2000; i++) memset(v[i], 1, 3000);
-    for (int i = 0; i < 2000; i++) tarn_free(v[i]);
+    for (int i = 0; i < 2000; i++)
+        v[i] = tarn_malloc(3000);
+    for (int i = 0; i < 2000; i++)
+        memset(v[i], 1, 3000);
+    for (int i = 0; i < 2000; i++)
+        tarn_free(v[i]);
     size_t released = tarn_collect(true);
     cr_assert_gt(released, 0);
     cr_assert_eq(tarn__tls_heap->dirty_bytes, 0);
@@ -248,10 +268,13 @@ Test(heap_purge, collect_force_releases_everything_free) {
 Test(heap_purge, unused_pages_wait_for_the_delay) {
     void *pin = tarn_malloc(16);
     void *v[32];
-    for (int i = 0; i < 32; i++) v[i] = tarn_malloc(4000);
-    for (int i = 0; i < 32; i++) memset(v[i], 1, 4000);
+    for (int i = 0; i < 32; i++)
+        v[i] = tarn_malloc(4000);
+    for (int i = 0; i < 32; i++)
+        memset(v[i], 1, 4000);
     uint64_t freed = tarn__os_now_ms();
-    for (int i = 0; i < 32; i++) tarn_free(v[i]);
+    for (int i = 0; i < 32; i++)
+        tarn_free(v[i]);
     cr_assert_gt(tarn__tls_heap->dirty_bytes, 0, "kept for reuse at first");
     size_t young = tarn_collect(false);
     /* The delay is short: a test preempted past it may see the purge. */
@@ -282,7 +305,8 @@ Test(heap_purge, neighbouring_pages_purge_together_and_spare_live_ones) {
     size_t purged = atomic_load(&tarn__counters.purged_bytes);
     const int freed[] = {0, 2, 3};
     for (int k = 0; k < 3; k++)
-        for (int i = 0; i < PER_PAGE; i++) tarn_free(b[freed[k]][i]);
+        for (int i = 0; i < PER_PAGE; i++)
+            tarn_free(b[freed[k]][i]);
     tarn_collect(true);
     cr_assert_geq(atomic_load(&tarn__counters.purged_bytes) - purged, 3 * 64 * 1024,
                   "the three freed pages went back");
@@ -293,7 +317,8 @@ Test(heap_purge, neighbouring_pages_purge_together_and_spare_live_ones) {
                 cr_assert_eq(b[kept[k]][i][j], (char)(kept[k] * 64 + i), "page %d block %d",
                              kept[k], i);
     for (int k = 0; k < 2; k++)
-        for (int i = 0; i < PER_PAGE; i++) tarn_free(b[kept[k]][i]);
+        for (int i = 0; i < PER_PAGE; i++)
+            tarn_free(b[kept[k]][i]);
     tarn_free(pin);
 }
 
@@ -378,7 +403,8 @@ Test(heap_purge, a_cached_segment_counted_empty_is_not_taken_for_zeros) {
     seg->cached_dirty = 0;
     unsigned char *again = tarn_calloc(1, MiB / 2);
     cr_assert_eq(tarn__segment_of(again), seg, "the cached segment is reused");
-    for (size_t i = 0; i < MiB / 2; i += 4096) cr_assert_eq(again[i], 0, "byte %zu", i);
+    for (size_t i = 0; i < MiB / 2; i += 4096)
+        cr_assert_eq(again[i], 0, "byte %zu", i);
     tarn_free(again);
     tarn_free(pin);
 }

@@ -41,7 +41,8 @@ static const char *capture_end(void) {
 
 static int count_lines(const char *s) {
     int n = 0;
-    for (; *s; s++) n += *s == '\n';
+    for (; *s; s++)
+        n += *s == '\n';
     return n;
 }
 
@@ -53,9 +54,9 @@ static int parse_quiet(const char *s, const char **warnings) {
     return problems;
 }
 
-static const char *all_names[] = {"purge_delay_ms", "large_delay_ms", "purge_budget", "verbose",
-                                  "stats", "check", "leaks", "leaks_exitcode", "continue",
-                                  "quarantine", "frames", "log"};
+static const char *all_names[] = {
+    "purge_delay_ms", "large_delay_ms", "purge_budget", "verbose",    "stats",  "check",
+    "leaks",          "leaks_exitcode", "continue",     "quarantine", "frames", "log"};
 
 static void expect_defaults(void) {
     cr_expect_eq(tarn__option(TARN__OPT_PURGE_DELAY_MS), 10);
@@ -111,19 +112,25 @@ Test(options, size_suffixes) {
     static const struct {
         const char *text;
         long value;
-    } ok[] = {{"quarantine=0", 0},          {"quarantine=1000", 1000},
-              {"quarantine=1k", 1L << 10},  {"quarantine=3K", 3L << 10},
-              {"quarantine=5m", 5L << 20},  {"quarantine=64M", 64L << 20},
-              {"quarantine=2g", 2L << 30},  {"quarantine=64G", 64L << 30}};
+    } ok[] = {{"quarantine=0", 0},         {"quarantine=1000", 1000},
+              {"quarantine=1k", 1L << 10}, {"quarantine=3K", 3L << 10},
+              {"quarantine=5m", 5L << 20}, {"quarantine=64M", 64L << 20},
+              {"quarantine=2g", 2L << 30}, {"quarantine=64G", 64L << 30}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         const char *w;
         cr_expect_eq(parse_quiet(ok[i].text, &w), 0, "%s: %s", ok[i].text, w);
         cr_expect_eq(tarn__option(TARN__OPT_QUARANTINE), ok[i].value, "%s", ok[i].text);
     }
-    static const char *bad[] = {"quarantine=1T", "quarantine=K", "quarantine=12KB",
-                                "quarantine=65G", "quarantine=-1", "quarantine=1.5M",
-                                "quarantine=99999999999999999999", "quarantine=9999999999G",
-                                "quarantine", "quarantine="};
+    static const char *bad[] = {"quarantine=1T",
+                                "quarantine=K",
+                                "quarantine=12KB",
+                                "quarantine=65G",
+                                "quarantine=-1",
+                                "quarantine=1.5M",
+                                "quarantine=99999999999999999999",
+                                "quarantine=9999999999G",
+                                "quarantine",
+                                "quarantine="};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *w;
         cr_expect_eq(parse_quiet(bad[i], &w), 1, "%s is refused", bad[i]);
@@ -212,11 +219,14 @@ Test(options, reparse_resets) {
 Test(options, very_long_input) {
     static char big[200000];
     size_t n = 0;
-    while (n + 6 < 100000) memcpy(big + n, "stats,", 6), n += 6;
-    for (int i = 0; i < 10000; i++) big[n++] = 'x';
+    while (n + 6 < 100000)
+        memcpy(big + n, "stats,", 6), n += 6;
+    for (int i = 0; i < 10000; i++)
+        big[n++] = 'x';
     memcpy(big + n, ",frames=7,log=", 14);
     n += 14;
-    for (int i = 0; i < 5000; i++) big[n++] = 'p';
+    for (int i = 0; i < 5000; i++)
+        big[n++] = 'p';
     big[n] = 0;
     const char *w;
     cr_assert_eq(parse_quiet(big, &w), 2, "the long name and the long log are refused: %s", w);
@@ -258,7 +268,8 @@ Test(options, environment_read_once) {
 Test(options, environment_warning_once) {
     setenv("TARN_OPTIONS", "nosuch", 1);
     capture_start();
-    for (int i = 0; i < 5; i++) tarn__option(TARN__OPT_STATS);
+    for (int i = 0; i < 5; i++)
+        tarn__option(TARN__OPT_STATS);
     const char *w = capture_end();
     cr_expect_eq(count_lines(w), 1, "one warning, however often options are read: %s", w);
     cr_expect(strstr(w, "unknown option \"nosuch\""), "%s", w);
@@ -272,7 +283,8 @@ static void *read_frames(void *arg) {
 Test(options, first_read_from_many_threads) {
     setenv("TARN_OPTIONS", "frames=9", 1);
     pthread_t t[8];
-    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, read_frames, NULL);
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, read_frames, NULL);
     for (int i = 0; i < 8; i++) {
         void *v;
         pthread_join(t[i], &v);

@@ -10,7 +10,8 @@ Test(os, map_aligned_is_aligned_and_zeroed) {
     char *p = tarn__os_map_aligned(3 * 4096, align);
     cr_assert_not_null(p);
     cr_assert_eq((uintptr_t)p % align, 0);
-    for (size_t i = 0; i < 3 * 4096; i += 512) cr_assert_eq(p[i], 0);
+    for (size_t i = 0; i < 3 * 4096; i += 512)
+        cr_assert_eq(p[i], 0);
     p[3 * 4096 - 1] = 1;
     tarn__os_unmap(p, 3 * 4096);
 }
@@ -70,9 +71,7 @@ Test(os, fault_injection_fails_from_the_chosen_call_until_turned_off) {
     tarn__os_unmap(c, 4096);
 }
 
-Test(os, random_values_differ) {
-    cr_assert_neq(tarn__os_random(), tarn__os_random());
-}
+Test(os, random_values_differ) { cr_assert_neq(tarn__os_random(), tarn__os_random()); }
 
 Test(error, user_handler_receives_the_message) {
     test_capture_errors();
@@ -104,8 +103,8 @@ Test(os, an_aligned_mapping_extends_into_its_frame) {
     cr_assert(tarn__os_extend(p, 3 * page, frame), "grown to the frame's end");
     p[frame - 1] = 2;
     cr_assert_eq(p[0], 1);
-    void *next = mmap(p + frame, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                      -1, 0);
+    void *next =
+        mmap(p + frame, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     cr_assert_eq(next, (void *)(p + frame), "the address after it was free");
     errno = 12345;
     cr_assert(!tarn__os_extend(p, frame, frame + page), "the next page is taken");

@@ -4,15 +4,14 @@
 #include <stdint.h>
 
 #include "common.h"
-#include <criterion/parameterized.h>
 #include "region/internal.h"
+#include <criterion/parameterized.h>
 
 static tarn_policy_t policies[] = {TARN_FIRST_FIT, TARN_NEXT_FIT, TARN_BEST_FIT, TARN_BUDDY,
                                    TARN_TLSF};
-#define ALL_POLICIES(name)                                                               \
-    ParameterizedTestParameters(region, name) {                                          \
-        return cr_make_param_array(tarn_policy_t, policies,                              \
-                                   sizeof policies / sizeof policies[0]);                \
+#define ALL_POLICIES(name)                                                                         \
+    ParameterizedTestParameters(region, name) {                                                    \
+        return cr_make_param_array(tarn_policy_t, policies, sizeof policies / sizeof policies[0]); \
     }
 
 static const char *const names[] = {"first fit", "next fit", "best fit", "buddy", "tlsf"};
@@ -39,8 +38,8 @@ static void assert_same_stats(tarn_region_stats_t a, tarn_region_stats_t b, cons
                   a.largest_free == b.largest_free && a.free_blocks == b.free_blocks &&
                   a.allocations == b.allocations,
               "%s: stats differ (used %zu/%zu, free %zu/%zu, largest %zu/%zu, blocks %zu/%zu)",
-              when, a.used, b.used, a.free, b.free, a.largest_free, b.largest_free,
-              a.free_blocks, b.free_blocks);
+              when, a.used, b.used, a.free, b.free, a.largest_free, b.largest_free, a.free_blocks,
+              b.free_blocks);
 }
 
 static bool is_tagged(tarn_policy_t p) { return p != TARN_BUDDY; }
@@ -118,9 +117,11 @@ ParameterizedTest(tarn_policy_t *p, region, blocks_do_not_overlap_and_all_free_r
     for (int i = 0; i < N; i++)
         for (size_t j = 0; j < size[i]; j++)
             cr_assert_eq(a[i][j], (unsigned char)i, "%s: block %d overwritten", names[*p], i);
-    for (int i = 0; i < N; i += 2) tarn_region_free(r, a[i]);
+    for (int i = 0; i < N; i += 2)
+        tarn_region_free(r, a[i]);
     cr_assert_eq(tarn_region_check(r), 0);
-    for (int i = 1; i < N; i += 2) tarn_region_free(r, a[i]);
+    for (int i = 1; i < N; i += 2)
+        tarn_region_free(r, a[i]);
     cr_assert_eq(tarn_region_check(r), 0);
     assert_same_stats(stats_of(r), fresh, "after freeing everything");
     cr_assert_eq(stats_of(r).used, 0);
@@ -161,8 +162,10 @@ ParameterizedTest(tarn_policy_t *p, region, too_large_is_enomem_and_changes_noth
     static unsigned char copy[1 << 16];
     tarn_region_t *r = make(*p, buf, sizeof copy);
     void *keep[40];
-    for (int i = 0; i < 40; i++) keep[i] = tarn_region_alloc(r, 200);
-    for (int i = 0; i < 40; i += 2) tarn_region_free(r, keep[i]);
+    for (int i = 0; i < 40; i++)
+        keep[i] = tarn_region_alloc(r, 200);
+    for (int i = 0; i < 40; i += 2)
+        tarn_region_free(r, keep[i]);
     size_t largest = stats_of(r).largest_free + 1;
     memcpy(copy, buf, sizeof copy);
     size_t sizes[] = {largest, sizeof copy, SIZE_MAX, SIZE_MAX / 2, SIZE_MAX - 15};
@@ -197,7 +200,8 @@ ParameterizedTest(tarn_policy_t *p, region, aligned_alloc_honours_every_power_of
         held[k] = a;
         cr_assert_eq(tarn_region_check(r), 0);
     }
-    for (size_t k = 0; k <= 12; k += 2) tarn_region_free(r, held[k]);
+    for (size_t k = 0; k <= 12; k += 2)
+        tarn_region_free(r, held[k]);
     cr_assert_eq(tarn_region_check(r), 0);
     size_t bad[] = {0, 3, 24, 100};
     for (size_t i = 0; i < 4; i++) {
@@ -222,18 +226,22 @@ ParameterizedTest(tarn_policy_t *p, region, realloc_keeps_contents) {
     tarn_region_t *r = make(*p, buf, 1 << 18);
     unsigned char *a = tarn_region_realloc(r, NULL, 100);
     cr_assert_not_null(a);
-    for (int i = 0; i < 100; i++) a[i] = (unsigned char)i;
+    for (int i = 0; i < 100; i++)
+        a[i] = (unsigned char)i;
     void *fence = tarn_region_alloc(r, 32);
     a = tarn_region_realloc(r, a, 3000);
     cr_assert_not_null(a);
-    for (int i = 0; i < 100; i++) cr_assert_eq(a[i], (unsigned char)i);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(a[i], (unsigned char)i);
     unsigned char *same = tarn_region_realloc(r, a, 50);
     cr_assert_eq(same, a, "%s: shrinking moved the block", names[*p]);
-    for (int i = 0; i < 50; i++) cr_assert_eq(a[i], (unsigned char)i);
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(a[i], (unsigned char)i);
     errno = 0;
     cr_assert_null(tarn_region_realloc(r, a, 1 << 20));
     cr_assert_eq(errno, ENOMEM);
-    for (int i = 0; i < 50; i++) cr_assert_eq(a[i], (unsigned char)i, "failed realloc kept p");
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(a[i], (unsigned char)i, "failed realloc kept p");
     tarn_region_free(r, a);
     tarn_region_free(r, fence);
     cr_assert_eq(tarn_region_check(r), 0);
@@ -334,8 +342,7 @@ ParameterizedTest(tarn_policy_t *p, region, overwritten_header_is_reported) {
     cr_assert(strstr(test_last_error, "region"), "%s", test_last_error);
     test_error_count = 0;
     tarn_region_free(r, b);
-    cr_assert_eq(test_error_count, 1, "%s: freeing the damaged block was not reported",
-                 names[*p]);
+    cr_assert_eq(test_error_count, 1, "%s: freeing the damaged block was not reported", names[*p]);
 }
 
 ALL_POLICIES(a_bad_region_pointer_is_reported)
@@ -364,7 +371,8 @@ ParameterizedTest(tarn_policy_t *p, region, add_gives_more_memory) {
     tarn_region_t *r = make(*p, buf, len);
     void *a[64];
     int n = 0;
-    while (n < 64 && (a[n] = tarn_region_alloc(r, 1000))) n++;
+    while (n < 64 && (a[n] = tarn_region_alloc(r, 1000)))
+        n++;
     cr_assert_lt(n, 64, "the first buffer should run out");
     cr_assert_eq(errno, ENOMEM);
     errno = 0;
@@ -380,7 +388,8 @@ ParameterizedTest(tarn_policy_t *p, region, add_gives_more_memory) {
     cr_assert_eq(stats_of(r).total, len + sizeof buf2 - 5);
     cr_assert_eq(tarn_region_check(r), 0);
     tarn_region_free(r, more);
-    for (int i = 0; i < n; i++) tarn_region_free(r, a[i]);
+    for (int i = 0; i < n; i++)
+        tarn_region_free(r, a[i]);
     cr_assert_eq(tarn_region_check(r), 0);
     cr_assert_eq(stats_of(r).used, 0);
 }
@@ -394,11 +403,13 @@ ParameterizedTest(tarn_policy_t *p, region, stats_report_fragmentation) {
     cr_assert_gt(s.free, s.total * 9 / 10, "%s: bookkeeping takes %zu of %zu", names[*p],
                  s.overhead, s.total);
     void *a[100];
-    for (int i = 0; i < 100; i++) a[i] = tarn_region_alloc(r, 200);
+    for (int i = 0; i < 100; i++)
+        a[i] = tarn_region_alloc(r, 200);
     s = stats_of(r);
     cr_assert_eq(s.allocations, 100);
     cr_assert_geq(s.used, (size_t)100 * 200);
-    for (int i = 0; i < 100; i += 2) tarn_region_free(r, a[i]);
+    for (int i = 0; i < 100; i += 2)
+        tarn_region_free(r, a[i]);
     s = stats_of(r);
     cr_assert_geq(s.free_blocks, (size_t)50);
     cr_assert_lt(s.largest_free, s.free);
@@ -433,7 +444,8 @@ ParameterizedTest(tarn_policy_t *p, region, fill_to_enomem_and_drain) {
         a[j] = a[i - 1];
         a[i - 1] = t;
     }
-    for (size_t i = 0; i < n; i++) tarn_region_free(r, a[i]);
+    for (size_t i = 0; i < n; i++)
+        tarn_region_free(r, a[i]);
     cr_assert_eq(tarn_region_check(r), 0);
     assert_same_stats(stats_of(r), fresh, "after draining");
 }
@@ -450,8 +462,8 @@ typedef struct {
 
 static void verify(const slot_t *s, tarn_policy_t policy, int step) {
     for (size_t i = 0; i < s->size; i++)
-        cr_assert_eq(s->p[i], s->fill, "%s step %d: block %p byte %zu overwritten",
-                     names[policy], step, (void *)s->p, i);
+        cr_assert_eq(s->p[i], s->fill, "%s step %d: block %p byte %zu overwritten", names[policy],
+                     step, (void *)s->p, i);
 }
 
 static size_t random_size(void) {
@@ -469,10 +481,14 @@ static void random_step(tarn_region_t *r, slot_t *s, tarn_policy_t policy, int s
     }
     size_t size = random_size();
     unsigned char *q;
-    if (s->p && op < 8) q = tarn_region_realloc(r, s->p, size);
-    else if (!s->p && op == 9) q = tarn_region_alloc_aligned(r, size, (size_t)8 << rnd() % 8);
-    else if (!s->p) q = tarn_region_alloc(r, size);
-    else return;
+    if (s->p && op < 8)
+        q = tarn_region_realloc(r, s->p, size);
+    else if (!s->p && op == 9)
+        q = tarn_region_alloc_aligned(r, size, (size_t)8 << rnd() % 8);
+    else if (!s->p)
+        q = tarn_region_alloc(r, size);
+    else
+        return;
     if (!q) {
         cr_assert_eq(errno, ENOMEM, "%s step %d", names[policy], step);
         return;
@@ -498,7 +514,8 @@ ParameterizedTest(tarn_policy_t *p, region, random_sequence_passes_check_every_s
         if (step % 500) continue;
         tarn_region_stats_t s = stats_of(r);
         size_t live = 0;
-        for (int i = 0; i < SLOTS; i++) live += slots[i].p != NULL;
+        for (int i = 0; i < SLOTS; i++)
+            live += slots[i].p != NULL;
         cr_assert_eq(s.allocations, live);
         cr_assert(s.fragmentation >= 0 && s.fragmentation < 1);
     }
@@ -547,7 +564,8 @@ ParameterizedTest(tarn_policy_t *p, region, list_head_taken_then_merged) {
         blk[i] = tarn_region_alloc(r, 100);
         gap[i] = tarn_region_alloc(r, 100);
     }
-    for (int i = 0; i < 3; i++) tarn_region_free(r, blk[i]);
+    for (int i = 0; i < 3; i++)
+        tarn_region_free(r, blk[i]);
     cr_assert_eq(tarn_region_check(r), 0);
     void *again = tarn_region_alloc(r, 100);
     if (*p != TARN_NEXT_FIT) /* which goes on from where it stopped */
@@ -574,8 +592,8 @@ Test(region, tlsf_classes_round_trip) {
         size_t lo = tarn__tlsf_class_min(fl, sl);
         size_t hi = sl + 1 < TARN__TLSF_SL ? tarn__tlsf_class_min(fl, sl + 1)
                                            : tarn__tlsf_class_min(fl + 1, 0);
-        cr_assert(lo <= size && size < hi, "size %zu in class %u.%u [%zu, %zu)", size, fl, sl,
-                  lo, hi);
+        cr_assert(lo <= size && size < hi, "size %zu in class %u.%u [%zu, %zu)", size, fl, sl, lo,
+                  hi);
     }
     unsigned fl, sl;
     tarn__tlsf_class(TARN__TB_MAX_BLOCK, &fl, &sl);

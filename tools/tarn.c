@@ -78,7 +78,8 @@ static void opts_add(opts_t *o, const char *item) {
 static bool has_option(const char *s, const char *name) {
     size_t n = strlen(name);
     for (const char *p = s; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-        while (*p == ' ') p++;
+        while (*p == ' ')
+            p++;
         if (strncmp(p, name, n) == 0 && (p[n] == '=' || p[n] == ',' || p[n] == 0 || p[n] == ' '))
             return true;
     }
@@ -153,7 +154,8 @@ static int parse_run(int argc, char **argv, run_t *r) {
             if (i + 1 >= argc) return usage_error("missing value after", a);
             const char *v = argv[++i];
             bool log = a[1] == '-';
-            if (log && strchr(v, ',')) return usage_error("a --log file name cannot hold a comma", v);
+            if (log && strchr(v, ','))
+                return usage_error("a --log file name cannot hold a comma", v);
             char item[PATH_MAX + 8];
             snprintf(item, sizeof item, "%s%s", log ? "log=" : "", v);
             opts_add(&r->ours, item);

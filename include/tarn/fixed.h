@@ -68,8 +68,7 @@ TARN_API int tarn_fixed_check(const tarn_fixed_t *pool);
  * The names ending in `_` are internal, kept free of the `__` that C++
  * reserves. */
 #define TARN_FIXED_LAYOUT 1
-TARN_API tarn_fixed_t *tarn_fixed_create_layout_(const tarn_fixed_options_t *opt,
-                                                 unsigned layout);
+TARN_API tarn_fixed_t *tarn_fixed_create_layout_(const tarn_fixed_options_t *opt, unsigned layout);
 static inline tarn_fixed_t *tarn_fixed_create_ex(const tarn_fixed_options_t *opt) {
     return tarn_fixed_create_layout_(opt, TARN_FIXED_LAYOUT);
 }
@@ -95,15 +94,15 @@ static inline tarn_fixed_t *tarn_fixed_create(size_t obj_size, size_t init_count
  * block retired full holds allocs == frees + 1 (true value in aside) so that
  * its next free takes the slow path. */
 struct tarn_fixed_block_ {
-    void **free;        /* freed objects of this block, LIFO */
-    uint32_t bump;      /* offset of the first object never handed out */
-    uint32_t end;       /* offset past the last object */
-    uint32_t allocs;    /* see above */
+    void **free;     /* freed objects of this block, LIFO */
+    uint32_t bump;   /* offset of the first object never handed out */
+    uint32_t end;    /* offset past the last object */
+    uint32_t allocs; /* see above */
     uint32_t frees;
-    char *base;         /* the slot's first byte */
-    tarn_fixed_t *pool; /* owner; the header reads as zeros once released */
-    uint32_t full;      /* retired with nothing free, on the full list */
-    uint32_t aside;     /* retired full: allocs; empty: when it emptied (ms) */
+    char *base;                            /* the slot's first byte */
+    tarn_fixed_t *pool;                    /* owner; the header reads as zeros once released */
+    uint32_t full;                         /* retired with nothing free, on the full list */
+    uint32_t aside;                        /* retired full: allocs; empty: when it emptied (ms) */
     struct tarn_fixed_block_ *next, *prev; /* the list of its state */
 };
 
@@ -116,7 +115,7 @@ struct tarn_fixed_hot_ {
     const unsigned char *map;      /* the chunk map */
     uintptr_t low_mask;            /* slot size - 1 */
     size_t obj_size;
-    uint64_t div_magic; /* 2^64 / obj_size + 1: divisibility test (Lemire 2019) */
+    uint64_t div_magic;  /* 2^64 / obj_size + 1: divisibility test (Lemire 2019) */
     unsigned char shift; /* log2 slot size; 0xff in thread-safe pools: no chunk matches */
 };
 

@@ -29,23 +29,31 @@ extern "C" {
 #endif
 
 TARN_API void *tarn_malloc(size_t size) TARN_MALLOC_(alloc_size(1)); /* 16-aligned; NULL+ENOMEM */
-TARN_API void tarn_free(void *p);                   /* NULL is fine; reports double, interior, foreign frees */
+TARN_API void tarn_free(void *p); /* NULL is fine; reports double, interior, foreign frees */
 /* Alignments up to 64 KiB come from a size class that is a multiple of them; larger ones get a
  * mapping of their own. From 4 MiB on, any number of blocks may be live; each free, realloc or
  * usable size of one takes a process-wide lock. */
-TARN_API void *tarn_calloc(size_t n, size_t size)   /* zeroed; NULL+ENOMEM, also when n * size overflows */
+TARN_API void *tarn_calloc(size_t n,
+                           size_t size) /* zeroed; NULL+ENOMEM, also when n * size overflows */
     TARN_MALLOC_(alloc_size(1, 2));
-TARN_API void *tarn_realloc(void *p, size_t size)   /* contents kept; size 0 frees p and returns NULL; NULL+ENOMEM leaves p */
+TARN_API void *
+tarn_realloc(void *p,
+             size_t size) /* contents kept; size 0 frees p and returns NULL; NULL+ENOMEM leaves p */
     TARN_RESIZE_(alloc_size(2));
-TARN_API void *tarn_reallocarray(void *p, size_t n, size_t size) /* realloc(p, n * size); NULL+ENOMEM on overflow */
+TARN_API void *tarn_reallocarray(void *p, size_t n,
+                                 size_t size) /* realloc(p, n * size); NULL+ENOMEM on overflow */
     TARN_RESIZE_(alloc_size(2, 3));
-TARN_API int tarn_posix_memalign(void **out, size_t align, size_t size) /* 0, or EINVAL (align not a power */
-    TARN_RESIZE_(nonnull(1));                                           /* of two times sizeof(void *)), ENOMEM */
-TARN_API void *tarn_memalign(size_t align, size_t size) /* align rounded up to a power of two; NULL+EINVAL past 2^63 */
+TARN_API int tarn_posix_memalign(void **out, size_t align,
+                                 size_t size) /* 0, or EINVAL (align not a power */
+    TARN_RESIZE_(nonnull(1));                 /* of two times sizeof(void *)), ENOMEM */
+TARN_API void *
+tarn_memalign(size_t align,
+              size_t size) /* align rounded up to a power of two; NULL+EINVAL past 2^63 */
     TARN_MALLOC_(alloc_align(1), alloc_size(2));
-TARN_API void *tarn_aligned_alloc(size_t align, size_t size) /* NULL+EINVAL if align is not a power of two */
+TARN_API void *tarn_aligned_alloc(size_t align,
+                                  size_t size) /* NULL+EINVAL if align is not a power of two */
     TARN_MALLOC_(alloc_align(1), alloc_size(2));
-TARN_API size_t tarn_usable_size(const void *p);    /* bytes usable at p (>= requested); 0 for NULL */
+TARN_API size_t tarn_usable_size(const void *p); /* bytes usable at p (>= requested); 0 for NULL */
 /* C23's free_sized and free_aligned_sized: free p, which was asked for with
  * `size` (and `align`); a size larger than p's block, or p not aligned to
  * align, is reported as misuse and p is left allocated. */
@@ -95,16 +103,17 @@ typedef struct tarn_heap_stats {
     size_t segments;       /* 4 MiB segments of pages and large blocks' mappings, cached ones
                             * included */
     size_t cached_segments;
-    size_t large_blocks;   /* blocks of a mapping each, above 128 KiB up to huge */
+    size_t large_blocks; /* blocks of a mapping each, above 128 KiB up to huge */
     size_t large_bytes;
-    size_t huge_blocks;    /* blocks of a mapping each (above 4 MiB - 64 KiB, or aligned to 4 MiB or more) */
+    size_t huge_blocks; /* blocks of a mapping each (above 4 MiB - 64 KiB, or aligned to 4 MiB or
+                           more) */
     size_t huge_bytes;
-    size_t heaps;          /* thread heaps made so far (one per thread; exited threads' are reused) */
+    size_t heaps; /* thread heaps made so far (one per thread; exited threads' are reused) */
     tarn_heap_class_stats_t classes[TARN_HEAP_CLASSES]; /* small and medium blocks, by class */
 } tarn_heap_stats_t;
 
 TARN_API void tarn_heap_stats(tarn_heap_stats_t *out); /* fills *out; allocates nothing */
-TARN_API void tarn_stats_print(FILE *out);          /* a short report of tarn_heap_stats' figures */
+TARN_API void tarn_stats_print(FILE *out); /* a short report of tarn_heap_stats' figures */
 /* Every TARN_OPTIONS option (read by the heap and by libtarn-debug.so): its
  * name, kind, default, value in force and one line of help. */
 TARN_API void tarn_options_print(FILE *out);

@@ -19,8 +19,9 @@ extern "C" {
 #define TARN__STR(x) #x
 #define TARN__XSTR(x) TARN__STR(x)
 /* "MAJOR.MINOR.PATCH", made from the numbers above, e.g. "0.1.0". */
-#define TARN_VERSION                                                                     \
-    TARN__XSTR(TARN_VERSION_MAJOR) "." TARN__XSTR(TARN_VERSION_MINOR) "." TARN__XSTR(TARN_VERSION_PATCH)
+#define TARN_VERSION                                                                               \
+    TARN__XSTR(TARN_VERSION_MAJOR)                                                                 \
+    "." TARN__XSTR(TARN_VERSION_MINOR) "." TARN__XSTR(TARN_VERSION_PATCH)
 
 /* The TARN_VERSION of the library linked at run time (never NULL). */
 TARN_API const char *tarn_version(void);

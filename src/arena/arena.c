@@ -41,9 +41,9 @@ struct tarn_arena {
     tarn__arena_node_t *nodes;        /* cleanup stack, newest first */
     tarn_arena_t *parent;
     tarn__arena_node_t *in_parent; /* our node in the parent's stack, NULL once detached */
-    uint64_t id;             /* unique in the process, so a mark names its arena */
-    uint64_t seq;            /* last sequence number handed out */
-    uint64_t reset_seq;      /* marks older than this were invalidated by reset */
+    uint64_t id;                   /* unique in the process, so a mark names its arena */
+    uint64_t seq;                  /* last sequence number handed out */
+    uint64_t reset_seq;            /* marks older than this were invalidated by reset */
     size_t first_block, next_block, max_block;
     size_t large_min; /* larger requests get their own mapping */
     size_t keep;      /* blocks reset keeps, holder included */
@@ -78,17 +78,23 @@ static void list_append(tarn_arena_t *a, tarn__arena_block_t *b) {
     b->seq = ++a->seq;
     b->prev = a->tail;
     b->next = NULL;
-    if (a->tail) a->tail->next = b;
-    else a->head = b;
+    if (a->tail)
+        a->tail->next = b;
+    else
+        a->head = b;
     a->tail = b;
     if (!a->current) set_current(a, b);
 }
 
 static void list_unlink(tarn_arena_t *a, tarn__arena_block_t *b) {
-    if (b->prev) b->prev->next = b->next;
-    else a->head = b->next;
-    if (b->next) b->next->prev = b->prev;
-    else a->tail = b->prev;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        a->head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    else
+        a->tail = b->prev;
     if (a->current == b) set_current(a, b->next);
 }
 
@@ -186,8 +192,10 @@ static void *large_alloc(tarn_arena_t *a, size_t size, size_t align) {
 
 /* Unmaps l, leaving a tombstone so a second free is reported as one. */
 static void large_release(tarn_arena_t *a, tarn__arena_large_t *l) {
-    if (l->prev) l->prev->next = l->next;
-    else a->large = l->next;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        a->large = l->next;
     if (l->next) l->next->prev = l->prev;
     a->n_large--;
     a->large_bytes -= l->size;
@@ -197,7 +205,8 @@ static void large_release(tarn_arena_t *a, tarn__arena_large_t *l) {
 }
 
 static void large_release_after(tarn_arena_t *a, uint64_t seq) {
-    while (a->large && a->large->seq > seq) large_release(a, a->large);
+    while (a->large && a->large->seq > seq)
+        large_release(a, a->large);
 }
 
 /* ---- allocation --------------------------------------------------------- */
@@ -283,8 +292,8 @@ static void free_small(tarn_arena_t *a, tarn__arena_block_t *b, char *p) {
 
 static void free_large(tarn_arena_t *a, tarn__arena_large_t *l, char *p) {
     if (p != l->user) {
-        tarn__report("free of %p: inside large allocation %p (size %zu) of arena %p",
-                     (void *)p, (void *)l->user, l->size, (void *)a);
+        tarn__report("free of %p: inside large allocation %p (size %zu) of arena %p", (void *)p,
+                     (void *)l->user, l->size, (void *)a);
         return;
     }
     large_release(a, l);
@@ -295,15 +304,15 @@ static void free_locked(tarn_arena_t *a, void *p) {
     tarn__arena_owner_t *own = (tarn__arena_owner_t *)(e & ~TARN__ARENA_TOMBSTONE);
     if (e & TARN__ARENA_TOMBSTONE) {
         if ((tarn_arena_t *)own == a)
-            tarn__report("double free of %p (a large allocation, already released) in arena %p",
-                         p, (void *)a);
+            tarn__report("double free of %p (a large allocation, already released) in arena %p", p,
+                         (void *)a);
         else
             tarn__report("free of %p: not allocated by arena %p", p, (void *)a);
     } else if (!own || !own->arena) {
         tarn__report("free of %p: not allocated by arena %p", p, (void *)a);
     } else if (own->arena != a) {
-        tarn__report("free of %p: it belongs to arena %p, not arena %p", p,
-                     (void *)own->arena, (void *)a);
+        tarn__report("free of %p: it belongs to arena %p, not arena %p", p, (void *)own->arena,
+                     (void *)a);
     } else if (own->kind == TARN__ARENA_LARGE) {
         free_large(a, (tarn__arena_large_t *)own, p);
     } else {
@@ -332,8 +341,10 @@ static tarn__arena_node_t *node_push(tarn_arena_t *a) {
 
 /* Unlinks n and frees its piece, which may empty its block. */
 static void node_remove(tarn_arena_t *a, tarn__arena_node_t *n) {
-    if (n->newer) n->newer->next = n->next;
-    else a->nodes = n->next;
+    if (n->newer)
+        n->newer->next = n->next;
+    else
+        a->nodes = n->next;
     if (n->next) n->next->newer = n->newer;
     a->n_nodes--;
     free_locked(a, n);
@@ -460,7 +471,8 @@ tarn_arena_t *tarn_arena_create_child(tarn_arena_t *parent, size_t block_size) {
 }
 
 /* Moves the blocks of chain other than the holder onto *to (linked by next). */
-static void gather(tarn__arena_block_t *chain, const tarn__arena_block_t *holder, tarn__arena_block_t **to) {
+static void gather(tarn__arena_block_t *chain, const tarn__arena_block_t *holder,
+                   tarn__arena_block_t **to) {
     while (chain) {
         tarn__arena_block_t *b = chain;
         chain = b->next;
@@ -627,7 +639,8 @@ void tarn_arena_stats(const tarn_arena_t *a, tarn_pool_stats_t *out) {
         s.blocks++;
         s.empty_blocks++;
     }
-    for (const tarn__arena_large_t *l = a->large; l; l = l->next) s.bytes_mapped += l->map_size;
+    for (const tarn__arena_large_t *l = a->large; l; l = l->next)
+        s.bytes_mapped += l->map_size;
     s.in_use += a->n_large - a->n_nodes;
     s.bytes_in_use += a->large_bytes;
     unlock(a);

@@ -14,7 +14,8 @@
 #define MIN_SHIFT 12
 #define BINS 15 /* 4 KiB .. 64 MiB */
 _Static_assert(TARN__ARENA_MIN_BLOCK == (size_t)1 << MIN_SHIFT, "bin 0 holds the smallest block");
-_Static_assert(TARN__ARENA_MAX_BLOCK == (size_t)1 << (MIN_SHIFT + BINS - 1), "the last bin holds the largest");
+_Static_assert(TARN__ARENA_MAX_BLOCK == (size_t)1 << (MIN_SHIFT + BINS - 1),
+               "the last bin holds the largest");
 
 static struct {
     pthread_mutex_t lock;
@@ -24,7 +25,8 @@ static struct {
 } cache = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, (size_t)8 << 20};
 
 static unsigned bin_of(size_t size) {
-    tarn_assert(tarn__is_pow2(size) && size >= TARN__ARENA_MIN_BLOCK && size <= TARN__ARENA_MAX_BLOCK,
+    tarn_assert(tarn__is_pow2(size) && size >= TARN__ARENA_MIN_BLOCK &&
+                    size <= TARN__ARENA_MAX_BLOCK,
                 "blocks are powers of two within the bins");
     return (unsigned)__builtin_ctzll(size) - MIN_SHIFT;
 }

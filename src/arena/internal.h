@@ -34,21 +34,21 @@ typedef struct tarn__arena_owner {
  * (cleanup nodes included). A block with count == 0 holds nothing live. */
 typedef struct tarn__arena_block {
     tarn__arena_owner_t own; /* kind TARN__ARENA_BLOCK */
-    uint32_t failed;   /* slow-path misses; past 4 the block stops being searched */
-    char *last;          /* next free byte */
+    uint32_t failed;         /* slow-path misses; past 4 the block stops being searched */
+    char *last;              /* next free byte */
     char *end;
     char *start;
     size_t count;
-    size_t size;              /* bytes of the whole mapping */
-    uint64_t seq;             /* when it last entered use: orders the list */
+    size_t size;                    /* bytes of the whole mapping */
+    uint64_t seq;                   /* when it last entered use: orders the list */
     struct tarn__arena_block *next; /* list (oldest first), spare list or cache bin */
     struct tarn__arena_block *prev;
 } tarn__arena_block_t;
 
 typedef struct tarn__arena_large {
     tarn__arena_owner_t own; /* kind TARN__ARENA_LARGE */
-    char *user;        /* the pointer handed out */
-    size_t size;   /* bytes asked for */
+    char *user;              /* the pointer handed out */
+    size_t size;             /* bytes asked for */
     size_t map_size;
     uint64_t seq;
     struct tarn__arena_large *next, *prev; /* newest first */
@@ -61,7 +61,7 @@ typedef struct tarn__arena_node {
     void *arg;
     tarn_arena_t *child;
     uint64_t seq;
-    struct tarn__arena_node *next;  /* older */
+    struct tarn__arena_node *next; /* older */
     struct tarn__arena_node *newer;
 } tarn__arena_node_t;
 

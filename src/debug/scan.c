@@ -68,8 +68,10 @@ static inline tarn__scan_block_t *block_at(const scan_t *s, uintptr_t v) {
     size_t lo = 0, hi = s->n; /* first block starting after v */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (s->b[mid].start <= v) lo = mid + 1;
-        else hi = mid;
+        if (s->b[mid].start <= v)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     if (lo == 0) return NULL;
     tarn__scan_block_t *b = &s->b[lo - 1];
@@ -86,7 +88,8 @@ static inline void found(scan_t *s, uintptr_t v) {
     tarn__scan_block_t *b = block_at(s, v);
     if (!b) return;
     if (!s->interior_phase) {
-        if (v != b->start) b->flags |= TARN__SCAN_INTERIOR;
+        if (v != b->start)
+            b->flags |= TARN__SCAN_INTERIOR;
         else if (!(b->flags & TARN__SCAN_REACHABLE)) {
             b->flags |= TARN__SCAN_REACHABLE;
             push(s, b);
@@ -102,7 +105,8 @@ static inline void found(scan_t *s, uintptr_t v) {
  * readable. */
 __attribute__((no_sanitize("address", "thread"))) static void scan_words(scan_t *s, uintptr_t from,
                                                                          uintptr_t to) {
-    for (const word_t *p = (const word_t *)from; p < (const word_t *)to; p++) found(s, *p);
+    for (const word_t *p = (const word_t *)from; p < (const word_t *)to; p++)
+        found(s, *p);
 }
 
 /* Scans the readable parts of [from, to), word-aligned; the bytes read are
@@ -163,8 +167,8 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg) {
 /* The loader's static TLS size, from glibc's private hook (LeakSanitizer
  * asks it the same way); the default when it is missing. */
 static size_t static_tls_size(void) {
-    void (*get)(size_t *, size_t *) = (void (*)(size_t *, size_t *))(uintptr_t)dlsym(
-        RTLD_DEFAULT, "_dl_get_tls_static_info");
+    void (*get)(size_t *, size_t *) =
+        (void (*)(size_t *, size_t *))(uintptr_t)dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
     size_t size = 0, align = 0;
     if (get) get(&size, &align);
     return size ? size : DEFAULT_STATIC_TLS;
@@ -208,8 +212,10 @@ static bool holds_block(const scan_t *s, uintptr_t start, uintptr_t end) {
     size_t lo = 0, hi = s->n; /* first block ending after start */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (s->b[mid].start + s->b[mid].size <= start) lo = mid + 1;
-        else hi = mid;
+        if (s->b[mid].start + s->b[mid].size <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < s->n && s->b[lo].start < end;
 }
@@ -271,7 +277,8 @@ static void scan_threads(scan_t *s, const tarn__scan_world_t *w, uintptr_t own_s
             continue;
         }
         s->st.threads_whole++;
-        const tarn__scan_map_t *m = t->whole_sp ? tarn__scan_maps_find(&s->maps, t->whole_sp) : NULL;
+        const tarn__scan_map_t *m =
+            t->whole_sp ? tarn__scan_maps_find(&s->maps, t->whole_sp) : NULL;
         if (m) scan_range(s, m->start, m->end, &s->st.root_bytes);
         /* Guessing also finds the TLS of a main thread that did not answer:
          * its descriptor, away from [stack], marks that mapping too. */

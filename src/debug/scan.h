@@ -55,12 +55,12 @@ enum {
 
 /* What one scan did, for the report and for measuring its cost. */
 typedef struct tarn__scan_stats {
-    size_t root_bytes;     /* bytes of roots read: modules, stacks, TLS, registers */
-    size_t block_bytes;    /* bytes of blocks read */
-    size_t threads;        /* threads found, the caller included */
-    size_t threads_whole;  /* of them, those that did not answer the signal and
-                              whose stacks were scanned conservatively */
-    size_t modules;        /* loaded modules whose segments were roots */
+    size_t root_bytes;    /* bytes of roots read: modules, stacks, TLS, registers */
+    size_t block_bytes;   /* bytes of blocks read */
+    size_t threads;       /* threads found, the caller included */
+    size_t threads_whole; /* of them, those that did not answer the signal and
+                             whose stacks were scanned conservatively */
+    size_t modules;       /* loaded modules whose segments were roots */
 } tarn__scan_stats_t;
 
 /* All zero means the defaults. */

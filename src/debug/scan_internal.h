@@ -24,9 +24,9 @@
 enum {
     TARN__MAP_READ = 1,
     TARN__MAP_WRITE = 2,
-    TARN__MAP_ANON = 4,  /* no file and no kernel name such as [vvar] */
-    TARN__MAP_GUARD = 8, /* ---p: no access at all */
-    TARN__MAP_STACK = 16, /* [stack], the main thread's */
+    TARN__MAP_ANON = 4,    /* no file and no kernel name such as [vvar] */
+    TARN__MAP_GUARD = 8,   /* ---p: no access at all */
+    TARN__MAP_STACK = 16,  /* [stack], the main thread's */
     TARN__MAP_KERNEL = 32, /* [vvar], [vdso]...: never read (vvar pages can fault) */
 };
 
@@ -84,24 +84,24 @@ enum { TARN__THREAD_SENT, TARN__THREAD_STOPPED, TARN__THREAD_LEFT };
 
 typedef struct tarn__scan_thread {
     int tid;
-    _Atomic uint32_t state;        /* TARN__THREAD_* */
-    uintptr_t sp;                  /* in its stop handler: scan from here up */
-    uintptr_t tp;                  /* its thread pointer (TLS) */
-    uintptr_t whole_sp;            /* did not answer: its stack pointer from
-                                      /proc, 0 if it was running */
-    bool answered;                 /* stopped in time: sp, tp, regs are valid */
-    bool gone;                     /* exited before it could be stopped */
-    bool blocked;                  /* blocks the signal: not waited for */
-    mcontext_t regs;               /* as the signal found them */
+    _Atomic uint32_t state; /* TARN__THREAD_* */
+    uintptr_t sp;           /* in its stop handler: scan from here up */
+    uintptr_t tp;           /* its thread pointer (TLS) */
+    uintptr_t whole_sp;     /* did not answer: its stack pointer from
+                               /proc, 0 if it was running */
+    bool answered;          /* stopped in time: sp, tp, regs are valid */
+    bool gone;              /* exited before it could be stopped */
+    bool blocked;           /* blocks the signal: not waited for */
+    mcontext_t regs;        /* as the signal found them */
 } tarn__scan_thread_t;
 
 typedef struct tarn__scan_world {
-    tarn__scan_thread_t *t;        /* the other threads, the caller excluded */
-    _Atomic size_t n;              /* read by the handlers while it grows */
-    size_t mapped;                 /* bytes of t's reservation */
+    tarn__scan_thread_t *t; /* the other threads, the caller excluded */
+    _Atomic size_t n;       /* read by the handlers while it grows */
+    size_t mapped;          /* bytes of t's reservation */
     int sig;
-    bool keep_handler;             /* the old action was SIG_DFL or SIG_IGN:
-                                      ours stays, for signals still pending */
+    bool keep_handler; /* the old action was SIG_DFL or SIG_IGN:
+                          ours stays, for signals still pending */
     _Alignas(16) unsigned char old_action[256];
 } tarn__scan_world_t;
 

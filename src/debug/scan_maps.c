@@ -20,7 +20,8 @@ static char *read_whole(size_t *len, size_t *mapped) {
         }
         size_t n = 0;
         long r;
-        while (n < cap && (r = tarn__os_read(fd, buf + n, cap - n)) > 0) n += (size_t)r;
+        while (n < cap && (r = tarn__os_read(fd, buf + n, cap - n)) > 0)
+            n += (size_t)r;
         tarn__os_close(fd);
         if (n < cap) {
             *len = n;
@@ -34,7 +35,8 @@ static char *read_whole(size_t *len, size_t *mapped) {
 
 static uintptr_t parse_hex(const char **s, const char *end) {
     uintptr_t v = 0;
-    for (int d; *s < end && (d = tarn__scan_hex_digit(**s)) >= 0; (*s)++) v = v << 4 | (uintptr_t)d;
+    for (int d; *s < end && (d = tarn__scan_hex_digit(**s)) >= 0; (*s)++)
+        v = v << 4 | (uintptr_t)d;
     return v;
 }
 
@@ -53,8 +55,10 @@ static void parse_line(const char *s, const char *end, tarn__scan_map_t *m) {
         if (s[0] == '-' && s[1] == '-' && s[2] == '-') m->flags |= TARN__MAP_GUARD;
     }
     for (int field = 0; field < 4 && s < end; field++) { /* perms offset dev inode */
-        while (s < end && *s != ' ') s++;
-        while (s < end && *s == ' ') s++;
+        while (s < end && *s != ' ')
+            s++;
+        while (s < end && *s == ' ')
+            s++;
     }
     if (s == end || (end - s >= 6 && s[0] == '[' && (s[1] == 'h' || s[1] == 's' || s[1] == 'a')))
         m->flags |= TARN__MAP_ANON; /* no path, [heap], [stack], [anon:name] */
@@ -67,7 +71,8 @@ int tarn__scan_maps_read(tarn__scan_maps_t *m) {
     char *text = read_whole(&len, &text_mapped);
     if (!text) return -1;
     size_t lines = 0;
-    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        lines += text[i] == '\n';
     m->mapped = (lines + 1) * sizeof *m->v;
     m->v = tarn__os_map(m->mapped);
     if (!m->v) {
@@ -79,7 +84,8 @@ int tarn__scan_maps_read(tarn__scan_maps_t *m) {
     m->n = 0;
     for (const char *s = text, *end = text + len; s < end;) {
         const char *eol = s;
-        while (eol < end && *eol != '\n') eol++;
+        while (eol < end && *eol != '\n')
+            eol++;
         parse_line(s, eol, &m->v[m->n]);
         if (m->v[m->n].end > m->v[m->n].start) m->n++;
         s = eol + 1;
@@ -98,8 +104,10 @@ const tarn__scan_map_t *tarn__scan_maps_from(const tarn__scan_maps_t *m, uintptr
     size_t lo = 0, hi = m->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (m->v[mid].end <= addr) lo = mid + 1;
-        else hi = mid;
+        if (m->v[mid].end <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < m->n ? &m->v[lo] : NULL;
 }

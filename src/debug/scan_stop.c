@@ -48,7 +48,8 @@ static void on_stop(void *ucontext) {
         atomic_store_explicit(&t->state, TARN__THREAD_STOPPED, memory_order_release);
         atomic_fetch_add(&answers, 1);
         tarn__os_wake_word(&answers);
-        while (!atomic_load(&released)) tarn__os_wait_word(&released, 0, 0);
+        while (!atomic_load(&released))
+            tarn__os_wait_word(&released, 0, 0);
         atomic_store(&t->state, TARN__THREAD_LEFT);
     }
     atomic_fetch_sub(&inside, 1);
@@ -77,11 +78,15 @@ static int parse_tid(const char *s) {
 static void task_path(char *path, int tid, const char *name) {
     char digits[16];
     size_t at = 0, nd = 0;
-    for (const char *s = "/proc/self/task/"; *s;) path[at++] = *s++;
-    for (int v = tid; v; v /= 10) digits[nd++] = (char)('0' + v % 10);
-    while (nd) path[at++] = digits[--nd];
+    for (const char *s = "/proc/self/task/"; *s;)
+        path[at++] = *s++;
+    for (int v = tid; v; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    while (nd)
+        path[at++] = digits[--nd];
     path[at++] = '/';
-    while (*name) path[at++] = *name++;
+    while (*name)
+        path[at++] = *name++;
     path[at] = 0;
 }
 
@@ -102,12 +107,15 @@ static long read_small(const char *path, char *text, size_t cap) {
 static const char *field(const char *text, const char *name) {
     for (const char *line = text; *line;) {
         const char *a = line, *b = name;
-        while (*b && *a == *b) a++, b++;
+        while (*b && *a == *b)
+            a++, b++;
         if (!*b && *a == ':') {
-            while (*++a == '\t' || *a == ' ') {}
+            while (*++a == '\t' || *a == ' ') {
+            }
             return a;
         }
-        while (*line && *line++ != '\n') {}
+        while (*line && *line++ != '\n') {
+        }
     }
     return NULL;
 }
@@ -120,7 +128,8 @@ static bool blocks_signal(int tid, int sig) {
     const char *mask = read_small(path, text, sizeof text) > 0 ? field(text, "SigBlk") : NULL;
     if (!mask) return false;
     size_t len = 0, digit = (size_t)(sig - 1) / 4; /* counted from the mask's end */
-    while (tarn__scan_hex_digit(mask[len]) >= 0) len++;
+    while (tarn__scan_hex_digit(mask[len]) >= 0)
+        len++;
     return digit < len && ((tarn__scan_hex_digit(mask[len - 1 - digit]) >> (sig - 1) % 4) & 1);
 }
 
@@ -133,8 +142,10 @@ static bool add_thread(tarn__scan_world_t *w, int tid) {
     t->tid = tid;
     atomic_store(&t->state, TARN__THREAD_SENT);
     atomic_store_explicit(&w->n, n + 1, memory_order_release);
-    if (tarn__os_signal_thread(tid, w->sig) != 0) t->gone = true;
-    else t->blocked = blocks_signal(tid, w->sig);
+    if (tarn__os_signal_thread(tid, w->sig) != 0)
+        t->gone = true;
+    else
+        t->blocked = blocks_signal(tid, w->sig);
     return true;
 }
 
@@ -161,7 +172,8 @@ static int signal_new_threads(tarn__scan_world_t *w, int self) {
 /* Waits until every signaled thread answered or wait_ms passed. */
 static void wait_answers(tarn__scan_world_t *w, unsigned wait_ms) {
     uint32_t sent = 0;
-    for (size_t i = 0; i < w->n; i++) sent += !w->t[i].gone && !w->t[i].blocked;
+    for (size_t i = 0; i < w->n; i++)
+        sent += !w->t[i].gone && !w->t[i].blocked;
     uint64_t deadline = tarn__os_now_ms() + wait_ms;
     for (uint32_t got; (got = atomic_load(&answers)) < sent;) {
         uint64_t now = tarn__os_now_ms();
@@ -210,7 +222,8 @@ int tarn__scan_stop(tarn__scan_world_t *w, int sig, unsigned wait_ms) {
     }
     w->keep_handler = !tarn__os_handler_is_custom(w->old_action);
     int self = tarn__os_gettid(), r = 1;
-    for (int round = 0; r == 1 && round < 100; round++) r = signal_new_threads(w, self);
+    for (int round = 0; r == 1 && round < 100; round++)
+        r = signal_new_threads(w, self);
     if (r < 0) {
         int err = errno;
         tarn__scan_resume(w);
@@ -231,7 +244,8 @@ void tarn__scan_resume(tarn__scan_world_t *w) {
     atomic_store(&released, 1);
     tarn__os_wake_word(&released);
     atomic_store(&stopping, NULL);
-    for (uint32_t n; (n = atomic_load(&inside)) != 0;) tarn__os_wait_word(&inside, n, 10);
+    for (uint32_t n; (n = atomic_load(&inside)) != 0;)
+        tarn__os_wait_word(&inside, n, 10);
     if (!w->keep_handler) tarn__os_restore_handler(w->sig, w->old_action);
     tarn__os_unmap(w->t, w->mapped);
     w->t = NULL;

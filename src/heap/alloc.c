@@ -99,7 +99,8 @@ static void *malloc_aligned(size_t align, size_t size) {
     size_t need = size < align ? align : size;
     if (need <= TARN__MEDIUM_MAX && align <= TARN__HEADER_SPAN) {
         unsigned cls = tarn__size_class(need);
-        while (tarn__class_size(cls) & (align - 1)) cls++;
+        while (tarn__class_size(cls) & (align - 1))
+            cls++;
         if (cls < TARN__CLASSES) return tarn__alloc_class(h, cls, true);
     }
     return large_alloc(h, size, align, false);

@@ -20,8 +20,8 @@ static size_t mapped_now(void) {
 
 static void raise_to(_Atomic size_t *peak, size_t now) {
     size_t old = atomic_load_explicit(peak, memory_order_relaxed);
-    while (now > old && !atomic_compare_exchange_weak_explicit(peak, &old, now, memory_order_relaxed,
-                                                               memory_order_relaxed)) {
+    while (now > old && !atomic_compare_exchange_weak_explicit(
+                            peak, &old, now, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 

@@ -31,8 +31,10 @@ static unsigned far_bits;
 static size_t far_count;
 
 void tarn__far_fork_lock(bool lock) {
-    if (lock) pthread_mutex_lock(&far_lock);
-    else pthread_mutex_unlock(&far_lock);
+    if (lock)
+        pthread_mutex_lock(&far_lock);
+    else
+        pthread_mutex_unlock(&far_lock);
 }
 
 /* Home slot of block p: Fibonacci hashing of its 4 MiB frame number, as
@@ -45,7 +47,8 @@ static size_t far_home(const void *p, unsigned bits) {
 /* Under far_lock: the slot holding p, or the empty slot that ends its probe. */
 static size_t far_slot_locked(const void *p) {
     size_t mask = ((size_t)1 << far_bits) - 1, i = far_home(p, far_bits);
-    while (far_table[i].block && far_table[i].block != p) i = (i + 1) & mask;
+    while (far_table[i].block && far_table[i].block != p)
+        i = (i + 1) & mask;
     return i;
 }
 

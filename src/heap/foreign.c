@@ -30,9 +30,7 @@
 #include "heap/internal.h"
 
 /* Whether class cls's direct slots point at its cache. */
-static bool switched_on(const tarn__heap_t *h, unsigned cls) {
-    return h->direct_pinned >> cls & 1;
-}
+static bool switched_on(const tarn__heap_t *h, unsigned cls) { return h->direct_pinned >> cls & 1; }
 
 void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on) {
     tarn__page_t *f = &h->foreign[cls];

@@ -11,7 +11,8 @@
 /* A pointer whose 4 MiB frame holds no segment header: NULL, a far-aligned
  * block, or not ours. */
 void tarn__free_unknown(void *p) {
-    if (p && !tarn__far_free(p)) tarn__report("free of %p, which tarn did not allocate (or already freed)", p);
+    if (p && !tarn__far_free(p))
+        tarn__report("free of %p, which tarn did not allocate (or already freed)", p);
 }
 
 /* Says why p is not a block in use of small, mid or medium page pg:
@@ -28,7 +29,8 @@ static void report_bad_block(tarn__segment_t *seg, tarn__page_t *pg, const void 
     uint32_t limit = atomic_load_explicit(&pg->remote_limit, memory_order_relaxed);
     if (n >= limit / tarn__div_step(bs) * bs) /* past the carved blocks, or below the page */
         tarn__report("%s of %p, which is not a block tarn handed out (in a page of %zu-byte "
-                     "blocks) in heap %p", op, p, bs, h);
+                     "blocks) in heap %p",
+                     op, p, bs, h);
     else if (n % bs)
         tarn__report("%s of %p, an interior pointer %zu bytes into a block of %zu at %p", op, p,
                      (size_t)(n % bs), bs, (void *)(pg->remote_start + n - n % bs));
@@ -38,8 +40,7 @@ static void report_bad_block(tarn__segment_t *seg, tarn__page_t *pg, const void 
         tarn__report("%s of %p, a block already freed (size %zu) in heap %p", op, p, bs, h);
 }
 
-bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
-                            const char *op) {
+bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op) {
     if (seg->kind >= TARN__SEG_LARGE) return tarn__large_check(seg, pg, p, op);
     report_bad_block(seg, pg, p, op);
     return false;
@@ -65,8 +66,10 @@ void tarn__free_slow(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {
     if (!tarn__block_check(seg, pg, b, "free")) return;
     b->freed = tarn__block_key(b);
     tarn__heap_t *h = tarn__tls_heap;
-    if (seg->heap == h) free_local_slow(h, pg, b);
-    else if (!tarn__foreign_keep(h, pg, b)) tarn__remote_push(seg, pg, b);
+    if (seg->heap == h)
+        free_local_slow(h, pg, b);
+    else if (!tarn__foreign_keep(h, pg, b))
+        tarn__remote_push(seg, pg, b);
 }
 
 void tarn_free(void *p) { tarn__heap_free(p); }

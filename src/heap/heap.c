@@ -62,7 +62,8 @@ static inline bool reads_zero(const void *p, size_t n) {
  * cache: 6 of its 9 KiB) cost no memory. */
 static void heap_init(tarn__heap_t *h) {
     tarn_assert_slow(reads_zero(h, HEAP_BYTES), "heaps come from fresh OS pages, never recycled");
-    for (size_t i = 0; i < TARN__DIRECT_SLOTS; i++) h->direct[i] = &tarn__empty_page;
+    for (size_t i = 0; i < TARN__DIRECT_SLOTS; i++)
+        h->direct[i] = &tarn__empty_page;
     h->foreign = (tarn__page_t *)(h + 1); /* sizeof *h is a multiple of 64 */
     atomic_init(&h->state, TARN__HEAP_ACTIVE);
     atomic_init(&h->remote_pages, NULL);

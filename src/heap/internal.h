@@ -260,8 +260,7 @@ size_t tarn__heap_collect_all_abandoned(bool all);
 void tarn__free_slow(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b);
 void tarn__free_unknown(void *p);
 /* tarn__block_check's slow path: large and huge blocks, and reports. */
-bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *p,
-                            const char *op);
+bool tarn__block_check_slow(tarn__segment_t *seg, tarn__page_t *pg, const void *p, const char *op);
 
 /* alloc.c */
 void *tarn__malloc_slow(tarn__heap_t *h, size_t size);
@@ -292,7 +291,8 @@ static inline bool tarn__page_reuse(tarn__page_t *pg) {
  * Pages with nothing left to carve and nothing free leave the queue as
  * FULL on the way; *carvable is set to the first page that can still carve
  * (NULL if none). NULL if no page has a free block. */
-static inline tarn__page_t *tarn__page_find_free(tarn__heap_t *h, unsigned cls, tarn__page_t **carvable) {
+static inline tarn__page_t *tarn__page_find_free(tarn__heap_t *h, unsigned cls,
+                                                 tarn__page_t **carvable) {
     tarn__page_t *pg = h->queues[cls].first;
     *carvable = NULL;
     while (pg && !tarn__page_reuse(pg)) {
@@ -326,7 +326,6 @@ static inline void *tarn__page_borrow(tarn__heap_t *h, unsigned cls) {
     }
     return NULL;
 }
-
 
 /* Whether p is a block in use (of any kind); if not, reports "<op> of p,
  * ..." and returns false. Inline, as realloc and usable_size check on every

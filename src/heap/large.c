@@ -93,8 +93,8 @@ bool tarn__large_check(tarn__segment_t *seg, tarn__page_t *pg, const void *p, co
         tarn__report("%s of %p, an interior pointer %zu bytes into a block of %zu at %p", op, p,
                      (size_t)(q - pg->start), usable, (void *)pg->start);
     else
-        tarn__report("%s of %p, which is not a block tarn handed out (a block of %zu at %p)", op,
-                     p, usable, (void *)pg->start);
+        tarn__report("%s of %p, which is not a block tarn handed out (a block of %zu at %p)", op, p,
+                     usable, (void *)pg->start);
     return false;
 }
 
@@ -111,8 +111,10 @@ void tarn__large_free(tarn__segment_t *seg, tarn__page_t *pg, void *p) {
     pg->block_size = 0;
     seg->used_pages = 0;
     tarn__heap_t *h = tarn__tls_heap;
-    if (h == &tarn__empty_heap) tarn__segment_unmap(seg);
-    else if (tarn__segment_release(h, seg)) tarn__purge_enforce(h);
+    if (h == &tarn__empty_heap)
+        tarn__segment_unmap(seg);
+    else if (tarn__segment_release(h, seg))
+        tarn__purge_enforce(h);
 }
 
 size_t tarn__large_usable(tarn__page_t *pg, const void *p) {
@@ -151,8 +153,10 @@ static tarn__segment_t *single_grow(tarn__segment_t *seg, size_t total) {
 static void *single_resize(tarn__segment_t *seg, size_t off, size_t size) {
     size_t total = tarn__align_up(off + size, tarn__os_page_size()), old = seg->size;
     if (total <= old && old - total <= total / 8) return (uint8_t *)seg + off;
-    if (total < old) tarn__heap_unmap((uint8_t *)seg + total, old - total);
-    else if (!(seg = single_grow(seg, total))) return NULL;
+    if (total < old)
+        tarn__heap_unmap((uint8_t *)seg + total, old - total);
+    else if (!(seg = single_grow(seg, total)))
+        return NULL;
     seg->size = total;
     tarn__page_t *pg = &seg->pages[0];
     pg->start = (uint8_t *)seg + off;
@@ -160,8 +164,10 @@ static void *single_resize(tarn__segment_t *seg, size_t off, size_t size) {
     if (seg->kind == TARN__SEG_HUGE) {
         atomic_fetch_add_explicit(&tarn__counters.huge_bytes, total - old, memory_order_relaxed);
     } else {
-        if (total > old) tarn__live_add(seg->heap, total - old);
-        else tarn__live_sub(seg->heap, old - total);
+        if (total > old)
+            tarn__live_add(seg->heap, total - old);
+        else
+            tarn__live_sub(seg->heap, old - total);
         atomic_fetch_add_explicit(&tarn__counters.segment_bytes, total - old, memory_order_relaxed);
     }
     return pg->start;

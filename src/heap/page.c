@@ -21,7 +21,8 @@ static inline void direct_set(tarn__heap_t *h, unsigned cls, tarn__page_t *targe
     size_t hi = tarn__class_size(cls) / 8;
     if (lo >= TARN__DIRECT_SLOTS) return;
     if (hi >= TARN__DIRECT_SLOTS) hi = TARN__DIRECT_SLOTS - 1;
-    for (size_t g = lo; g <= hi; g++) h->direct[g] = target;
+    for (size_t g = lo; g <= hi; g++)
+        h->direct[g] = target;
 }
 
 void tarn__direct_point(tarn__heap_t *h, unsigned cls, tarn__page_t *target) {
@@ -40,10 +41,14 @@ void tarn__direct_update(tarn__heap_t *h, unsigned cls) {
 void tarn__page_queue_remove(tarn__heap_t *h, tarn__page_t *pg) {
     tarn__page_queue_t *q = &h->queues[pg->cls];
     bool was_first = q->first == pg;
-    if (pg->prev) pg->prev->next = pg->next;
-    else q->first = pg->next;
-    if (pg->next) pg->next->prev = pg->prev;
-    else q->last = pg->prev;
+    if (pg->prev)
+        pg->prev->next = pg->next;
+    else
+        q->first = pg->next;
+    if (pg->next)
+        pg->next->prev = pg->prev;
+    else
+        q->last = pg->prev;
     pg->next = pg->prev = NULL;
     if (was_first) tarn__direct_update(h, pg->cls);
 }
@@ -142,7 +147,7 @@ tarn__page_t *tarn__page_grow(tarn__heap_t *h, tarn__page_t *pg) {
 /* A new page of class cls from h's segments, at the front of its queue with
  * its first blocks carved; NULL with ENOMEM. */
 tarn__page_t *tarn__page_new(tarn__heap_t *h, unsigned cls) {
-    int kind = cls < TARN__SMALL_CLASSES               ? TARN__SEG_SMALL
+    int kind = cls < TARN__SMALL_CLASSES                ? TARN__SEG_SMALL
                : tarn__class_size(cls) <= TARN__MID_MAX ? TARN__SEG_MID
                                                         : TARN__SEG_MEDIUM;
     tarn__page_t *pg = tarn__segment_page_alloc(h, kind);
@@ -173,4 +178,3 @@ void tarn__page_empty(tarn__heap_t *h, tarn__page_t *pg) {
     }
     page_release(h, pg);
 }
-

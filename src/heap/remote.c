@@ -14,14 +14,16 @@
 void tarn__remote_push(tarn__segment_t *seg, tarn__page_t *pg, tarn__block_t *b) {
     tarn__heap_t *h = seg->heap;
     tarn__block_t *head = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
-    do b->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &head, b,
-                                                  memory_order_acq_rel, memory_order_relaxed));
+    do
+        b->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &head, b, memory_order_acq_rel,
+                                                  memory_order_relaxed));
     if (head) return; /* the page is already on its heap's list */
     tarn__page_t *top = atomic_load_explicit(&h->remote_pages, memory_order_relaxed);
-    do pg->remote_next = top;
-    while (!atomic_compare_exchange_weak_explicit(&h->remote_pages, &top, pg,
-                                                  memory_order_release, memory_order_relaxed));
+    do
+        pg->remote_next = top;
+    while (!atomic_compare_exchange_weak_explicit(&h->remote_pages, &top, pg, memory_order_release,
+                                                  memory_order_relaxed));
     if (atomic_load_explicit(&h->state, memory_order_acquire) == TARN__HEAP_ABANDONED)
         tarn__heap_collect_abandoned(h, false);
 }
@@ -34,11 +36,13 @@ void tarn__heap_collect_remote(tarn__heap_t *h) {
         /* Read before thread_free is emptied: from then on a pusher may
          * queue the page again and rewrite remote_next. */
         tarn__page_t *next = pg->remote_next;
-        tarn__block_t *list = atomic_exchange_explicit(&pg->thread_free, NULL, memory_order_acq_rel);
+        tarn__block_t *list =
+            atomic_exchange_explicit(&pg->thread_free, NULL, memory_order_acq_rel);
         tarn_assert(list != NULL, "a page is queued only with a block on thread_free");
         uint32_t n = 1;
         tarn__block_t *tail = list;
-        for (; tail->next; tail = tail->next) n++;
+        for (; tail->next; tail = tail->next)
+            n++;
         tail->next = pg->local_free;
         pg->local_free = list;
         tarn_assert(pg->used >= n, "remote frees are counted in used");

@@ -30,9 +30,12 @@ static const char *human(char buf[16], size_t bytes) {
     static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)bytes;
     int u = 0;
-    while (v >= 1024 && u < 4) v /= 1024, u++;
-    if (u == 0) snprintf(buf, 16, "%zu B", bytes);
-    else snprintf(buf, 16, "%.1f %s", v, unit[u]);
+    while (v >= 1024 && u < 4)
+        v /= 1024, u++;
+    if (u == 0)
+        snprintf(buf, 16, "%zu B", bytes);
+    else
+        snprintf(buf, 16, "%.1f %s", v, unit[u]);
     return buf;
 }
 
@@ -57,11 +60,11 @@ static void totals(const tarn_heap_stats_t *s, size_t blocks, size_t bytes, size
     emit("  %5s %10s %12zu %12s %12s %8zu\n", "total", "", blocks, human(a, bytes), "", pages);
     emit("  large blocks (own segment): %zu live, %s; huge (own mapping): %zu live, %s\n",
          s->large_blocks, human(a, s->large_bytes), s->huge_blocks, human(b, s->huge_bytes));
-    emit("  live: %s in blocks; in use: %s of pages and blocks (peak %s)\n",
-         human(a, s->allocated), human(b, s->in_use), human(c, s->peak_in_use));
+    emit("  live: %s in blocks; in use: %s of pages and blocks (peak %s)\n", human(a, s->allocated),
+         human(b, s->in_use), human(c, s->peak_in_use));
     emit("  mapped: %s (peak %s); committed: %s (%s unused, not yet purged); resident: %s\n",
-         human(a, s->mapped), human(b, s->peak_mapped), human(c, s->committed),
-         human(d, s->unused), human(e, s->resident));
+         human(a, s->mapped), human(b, s->peak_mapped), human(c, s->committed), human(d, s->unused),
+         human(e, s->resident));
     emit("  given back: %s purged in %zu madvise calls, %s unmapped in %zu munmap calls\n",
          human(a, s->purged_bytes), s->purges, human(b, s->unmapped_bytes), s->unmaps);
     emit("  segments: %zu live (%zu cached), %zu mapped and %zu unmapped so far; "

@@ -59,8 +59,10 @@ void tarn__segment_each(void (*fn)(const tarn__segment_t *seg, void *arg), void 
 }
 
 void tarn__segment_fork_lock(bool lock) {
-    if (lock) pthread_mutex_lock(&walk_lock);
-    else pthread_mutex_unlock(&walk_lock);
+    if (lock)
+        pthread_mutex_lock(&walk_lock);
+    else
+        pthread_mutex_unlock(&walk_lock);
 }
 
 void tarn__heap_unmap(void *p, size_t size) {
@@ -114,10 +116,14 @@ static size_t page_span(const tarn__segment_t *seg, unsigned i, size_t *lo) {
  * hold committed memory, oldest first, counted in the heap's dirty bytes. */
 void tarn__segment_dequeue(tarn__heap_t *h, tarn__page_t *pg) {
     tarn_assert(pg->on_purge_queue, "only a queued page leaves the purge queue");
-    if (pg->purge_prev) pg->purge_prev->purge_next = pg->purge_next;
-    else h->purge_head = pg->purge_next;
-    if (pg->purge_next) pg->purge_next->purge_prev = pg->purge_prev;
-    else h->purge_tail = pg->purge_prev;
+    if (pg->purge_prev)
+        pg->purge_prev->purge_next = pg->purge_next;
+    else
+        h->purge_head = pg->purge_next;
+    if (pg->purge_next)
+        pg->purge_next->purge_prev = pg->purge_prev;
+    else
+        h->purge_tail = pg->purge_prev;
     pg->purge_next = pg->purge_prev = NULL;
     pg->on_purge_queue = 0;
     h->dirty_bytes -= pg->touched;
@@ -131,8 +137,10 @@ static bool purge_queue_add(tarn__heap_t *h, tarn__page_t *pg) {
     pg->freed_ms = tarn__os_now_ms();
     pg->purge_next = NULL;
     pg->purge_prev = h->purge_tail;
-    if (h->purge_tail) h->purge_tail->purge_next = pg;
-    else h->purge_head = pg;
+    if (h->purge_tail)
+        h->purge_tail->purge_next = pg;
+    else
+        h->purge_head = pg;
     h->purge_tail = pg;
     h->dirty_bytes += pg->touched;
     return true;
@@ -184,7 +192,8 @@ static bool pages_fit(const tarn__segment_t *seg) {
  * one when h has one that fits, else new from the OS. NULL with ENOMEM. */
 tarn__segment_t *tarn__segment_alloc(tarn__heap_t *h, int kind) {
     tarn__segment_t **link = &h->cache;
-    while (*link && !pages_fit(*link)) link = &(*link)->next;
+    while (*link && !pages_fit(*link))
+        link = &(*link)->next;
     bool reused = *link != NULL;
     tarn__segment_t *seg = reused ? cache_take(h, link) : segment_map(TARN__SEG_SIZE);
     if (!seg) return NULL;
@@ -244,8 +253,10 @@ static void avail_push(tarn__heap_t *h, tarn__segment_t *seg) {
 }
 
 static void avail_remove(tarn__heap_t *h, tarn__segment_t *seg) {
-    if (seg->prev) seg->prev->next = seg->next;
-    else h->avail[seg->kind] = seg->next;
+    if (seg->prev)
+        seg->prev->next = seg->next;
+    else
+        h->avail[seg->kind] = seg->next;
     if (seg->next) seg->next->prev = seg->prev;
     seg->next = seg->prev = NULL;
     seg->in_avail = 0;
@@ -356,8 +367,10 @@ tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
         avail_push(h, seg);
     }
     tarn__page_t *pg = seg->unused_pages;
-    if (pg) seg->unused_pages = pg->next;
-    else pg = tarn__segment_page_setup(seg);
+    if (pg)
+        seg->unused_pages = pg->next;
+    else
+        pg = tarn__segment_page_setup(seg);
     seg->used_pages++;
     tarn__live_add(h, page_area(pg));
     if (!seg->unused_pages && seg->page_next == seg->page_count) avail_remove(h, seg);
@@ -371,8 +384,7 @@ tarn__page_t *tarn__segment_page_alloc(tarn__heap_t *h, int kind) {
 bool tarn__segment_page_free(tarn__heap_t *h, tarn__page_t *pg) {
     tarn__segment_t *seg = tarn__segment_of(pg);
     tarn__live_sub(h, page_area(pg));
-    size_t used_bytes = tarn__align_up((size_t)pg->capacity * pg->block_size,
-                                       tarn__os_page_size());
+    size_t used_bytes = tarn__align_up((size_t)pg->capacity * pg->block_size, tarn__os_page_size());
     if (used_bytes > pg->touched) pg->touched = (uint32_t)used_bytes;
     pg->flags = 0;
     pg->block_size = 0;

@@ -97,8 +97,8 @@ static void count_segment(const tarn__segment_t *seg, void *arg) {
         s->unused += dirty;
         return;
     }
-    s->committed += tarn__align_up(offsetof(tarn__segment_t, pages) + next * sizeof(tarn__page_t),
-                                   os_page);
+    s->committed +=
+        tarn__align_up(offsetof(tarn__segment_t, pages) + next * sizeof(tarn__page_t), os_page);
     if (kind != TARN__SEG_LARGE) {
         count_pages(seg, s, os_page);
         return;
@@ -157,7 +157,8 @@ void tarn_stats_print(FILE *out) {
     tarn_heap_stats_t s;
     tarn_heap_stats(&s);
     size_t pages = 0;
-    for (unsigned cls = 0; cls < TARN__CLASSES; cls++) pages += s.classes[cls].pages;
+    for (unsigned cls = 0; cls < TARN__CLASSES; cls++)
+        pages += s.classes[cls].pages;
     char buf[1024];
     snprintf(buf, sizeof buf,
              "tarn heap: %zu heaps (%zu adopted after their thread exited)\n"

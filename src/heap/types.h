@@ -92,19 +92,18 @@
  * large_delay_ms) so it can be reused without page faults, unless the heap
  * holds more of it than its budget: its live bytes >> purge_budget, clamped
  * to [DIRTY_MIN, DIRTY_MAX]; the three are TARN_OPTIONS, whose defaults
- * (10 ms, 250 ms, 3: an eighth) are in src/options.c's table. Past the budget the oldest goes back at once,
- * so no timer thread is needed and peak RSS stays within about 1/8 of what
- * the program really uses. The delay is mimalloc's default purge delay; a
- * large block's segment waits longer, as a program that frees a large
- * block usually allocates another soon (docs/heap.md, "Giving memory
- * back", has the measurements of each value). */
+ * (10 ms, 250 ms, 3: an eighth) are in src/options.c's table. Past the budget the oldest goes back
+ * at once, so no timer thread is needed and peak RSS stays within about 1/8 of what the program
+ * really uses. The delay is mimalloc's default purge delay; a large block's segment waits longer,
+ * as a program that frees a large block usually allocates another soon (docs/heap.md, "Giving
+ * memory back", has the measurements of each value). */
 #define TARN__DIRTY_MIN ((size_t)128 << 10)
 #define TARN__DIRTY_MAX ((size_t)32 << 20)
 /* Free segments a heap keeps mapped: each one kept spares an mmap and an
  * munmap with its TLB flush. A cached large segment counts against the
  * budget by what it holds resident, others by an upper bound of what they
- * touched (segment.c; docs/heap.md, "A cached segment counts what it holds"). Not counted: a cached segment's first OS page,
- * which holds the cache links. */
+ * touched (segment.c; docs/heap.md, "A cached segment counts what it holds"). Not counted: a cached
+ * segment's first OS page, which holds the cache links. */
 #define TARN__SEG_CACHE_MAX 8
 /* The newest cached segment is not purged for the budget up to this much
  * (see purge.c); the delay still applies to it. */
@@ -126,18 +125,18 @@
 #define TARN__LOG2_(s) (63u - (unsigned)__builtin_clzll(s))
 #define TARN__SIZE_CLASS(size)                                                                     \
     ((size) <= 16    ? 0u                                                                          \
-     : (size) <= 128 ? (unsigned)(((size) - 1) >> 4)                                               \
-                     : (TARN__LOG2_((size) - 1) - 7) * 8 +                                         \
-                           (unsigned)(((size) - 1) >> (TARN__LOG2_((size) - 1) - 3)))
+     : (size) <= 128 ? (unsigned)(((size)-1) >> 4)                                                 \
+                     : (TARN__LOG2_((size)-1) - 7) * 8 +                                           \
+                           (unsigned)(((size)-1) >> (TARN__LOG2_((size)-1) - 3)))
 #define TARN__CLASS_SIZE(cls)                                                                      \
-    ((cls) < 8 ? (size_t)((cls) + 1) << 4                                                          \
-               : (size_t)(9 + ((cls) - 8) % 8) << (7 + ((cls) - 8) / 8 - 3))
+    ((cls) < 8 ? (size_t)((cls) + 1) << 4 : (size_t)(9 + ((cls)-8) % 8) << (7 + ((cls)-8) / 8 - 3))
 
 #define TARN__CLASSES 88        /* classes up to MEDIUM_MAX */
 #define TARN__SMALL_CLASSES 56  /* classes up to SMALL_MAX: small pages */
 #define TARN__DIRECT_CLASSES 32 /* classes up to DIRECT_MAX: the direct table's */
 _Static_assert(TARN__CLASSES == TARN__SIZE_CLASS(TARN__MEDIUM_MAX) + 1, "classes to MEDIUM_MAX");
-_Static_assert(TARN__SMALL_CLASSES == TARN__SIZE_CLASS(TARN__SMALL_MAX) + 1, "classes to SMALL_MAX");
+_Static_assert(TARN__SMALL_CLASSES == TARN__SIZE_CLASS(TARN__SMALL_MAX) + 1,
+               "classes to SMALL_MAX");
 _Static_assert(TARN__DIRECT_CLASSES == TARN__SIZE_CLASS(TARN__DIRECT_MAX) + 1,
                "classes to DIRECT_MAX");
 _Static_assert(TARN__CLASS_SIZE(TARN__CLASSES - 1) == TARN__MEDIUM_MAX &&
@@ -179,14 +178,14 @@ typedef struct tarn__page {
     uint8_t *start;
     uint64_t div_magic; /* tarn__div_magic(block_size) */
     uint32_t used;
-    uint8_t flags; /* anything but LIVE alone sends a same-thread free to the slow path */
-    uint8_t index; /* in its segment */
+    uint8_t flags;          /* anything but LIVE alone sends a same-thread free to the slow path */
+    uint8_t index;          /* in its segment */
     uint8_t on_purge_queue; /* unused, maybe still committed: on the heap's purge queue */
-    uint8_t retire_ttl; /* empty but kept: slow-path calls left before release */
-    uint32_t carved_limit; /* capacity * tarn__div_step(block_size) */
+    uint8_t retire_ttl;     /* empty but kept: slow-path calls left before release */
+    uint32_t carved_limit;  /* capacity * tarn__div_step(block_size) */
     uint32_t capacity;
     uint32_t reserved;
-    uint32_t touched; /* bytes of the page that may still be committed */
+    uint32_t touched;               /* bytes of the page that may still be committed */
     struct tarn__page *next, *prev; /* class queue, or segment's unused list */
     struct tarn__page *purge_next, *purge_prev;
     uint64_t freed_ms;
@@ -194,7 +193,7 @@ typedef struct tarn__page {
      * in use): kept off the line the owner writes on every malloc and free. */
     _Alignas(64) _Atomic(tarn__block_t *) thread_free;
     struct tarn__page *remote_next; /* in heap->remote_pages */
-    size_t block_size; /* 0 while unused */
+    size_t block_size;              /* 0 while unused */
     /* Copies of start, div_magic and carved_limit for the checks of other
      * threads, so they do not read the line the owner writes on every malloc
      * and free. remote_limit only grows while the page is in use; relaxed is
@@ -229,8 +228,8 @@ typedef struct tarn__segment {
                          * decommitted while cached */
     uint16_t page_count;
     uint16_t used_pages;
-    uint16_t page_next; /* pages from here on have never been set up */
-    size_t size;     /* bytes mapped: SEG_SIZE, or a single block's mapping */
+    uint16_t page_next;  /* pages from here on have never been set up */
+    size_t size;         /* bytes mapped: SEG_SIZE, or a single block's mapping */
     size_t cached_dirty; /* while cached: bytes that may still be committed */
     uint64_t cached_ms;
     struct tarn__segment *next, *prev; /* heap's avail list or cache */
@@ -262,16 +261,16 @@ struct tarn__heap {
     tarn__page_t *direct[TARN__DIRECT_SLOTS]; /* (size+7)/8 -> queue front */
     tarn__page_queue_t queues[TARN__CLASSES];
     tarn__segment_t *avail[TARN__SEG_PAGE_KINDS]; /* by kind: segments with unused pages */
-    uint64_t retired[TARN__RETIRED_WORDS]; /* bit per class: front page empty but kept */
-    tarn__segment_t *cache;    /* free segments kept for reuse, newest first */
+    uint64_t retired[TARN__RETIRED_WORDS];        /* bit per class: front page empty but kept */
+    tarn__segment_t *cache;                       /* free segments kept for reuse, newest first */
     unsigned cache_count;
     tarn__page_t *purge_head, *purge_tail; /* unused pages maybe committed, oldest first */
-    size_t dirty_bytes; /* purge queue's touched bytes + cached segments' */
+    size_t dirty_bytes;                    /* purge queue's touched bytes + cached segments' */
     /* Bytes of pages and large blocks in use; atomic because a large block
      * may be freed by any thread. Only the purge budget reads it. */
     _Atomic size_t live_bytes;
     struct tarn__heap *next_abandoned; /* under the heaps lock */
-    size_t exit_live; /* abandoned: live bytes when its thread exited */
+    size_t exit_live;                  /* abandoned: live bytes when its thread exited */
     /* Per class, blocks of other heaps this thread freed, to hand out again:
      * only free, used and capacity (blocks pushed) count. An array of DIRECT_CLASSES carved
      * right after the heap and never cleared (heaps come from fresh OS

@@ -97,7 +97,8 @@ static void unlink_block(tarn__buddy_state_t *st, free_block_t *b, unsigned k) {
 
 static void buddy_init(tarn_region_t *r, size_t len) {
     size_t a = ATOM;
-    while (a < MAX_BASE_ALIGN && a << 1 <= len >> ALIGN_COST_SHIFT) a <<= 1;
+    while (a < MAX_BASE_ALIGN && a << 1 <= len >> ALIGN_COST_SHIFT)
+        a <<= 1;
     state(r)->max_align = a;
 }
 
@@ -113,7 +114,8 @@ static int buddy_add(tarn_region_t *r, tarn__span_t *s) {
     s->ctrl = (unsigned char *)lo;
     s->start = (char *)base;
     s->end = s->start + n * ATOM;
-    for (size_t i = 0; i < n; i++) s->ctrl[i] = 0;
+    for (size_t i = 0; i < n; i++)
+        s->ctrl[i] = 0;
     for (size_t i = 0; i < n;) {
         unsigned k = 63u - (unsigned)__builtin_clzll(n - i);
         if (k >= ORDERS) k = ORDERS - 1;
@@ -160,7 +162,8 @@ static unsigned checked_order(tarn_region_t *r, tarn__span_t *s, void *p, const 
     unsigned c = s->ctrl[i];
     if ((uintptr_t)p % ATOM || !(c & START)) {
         tarn__report("%s of %p, which is not a block allocated from region %p (no block starts "
-                     "there)", op, p, (void *)r);
+                     "there)",
+                     op, p, (void *)r);
         return ORDERS;
     }
     unsigned k = c & ORDER_MASK;
@@ -170,8 +173,8 @@ static unsigned checked_order(tarn_region_t *r, tarn__span_t *s, void *p, const 
         return ORDERS;
     }
     if (k >= ORDERS || i & (((size_t)1 << k) - 1) || i + ((size_t)1 << k) > atoms(s)) {
-        tarn__report("%s of %p in region %p: control byte overwritten (0x%02x)", op, p,
-                     (void *)r, c);
+        tarn__report("%s of %p in region %p: control byte overwritten (0x%02x)", op, p, (void *)r,
+                     c);
         return ORDERS;
     }
     return k;
@@ -260,7 +263,8 @@ static int check_list(const tarn_region_t *r, unsigned k, size_t expected) {
     }
     if (count != expected || !(st->nonempty >> k & 1) != !count)
         return tarn__region_broken("region %p: free list of order %u holds %zu blocks, the "
-                                   "spans %zu", (void *)r, k, count, expected);
+                                   "spans %zu",
+                                   (void *)r, k, count, expected);
     return 0;
 }
 
@@ -270,7 +274,8 @@ static int buddy_check(const tarn_region_t *r) {
         if (check_span(r, s, &used, &live, nfree) != 0) return -1;
     if (used != r->used || live != r->live)
         return tarn__region_broken("region %p: counts %zu bytes in %zu blocks, the blocks hold "
-                                   "%zu in %zu", (void *)r, r->used, r->live, used, live);
+                                   "%zu in %zu",
+                                   (void *)r, r->used, r->live, used, live);
     for (unsigned k = 0; k < ORDERS; k++)
         if (check_list(r, k, nfree[k]) != 0) return -1;
     return 0;

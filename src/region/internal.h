@@ -96,11 +96,11 @@ typedef struct tarn__tindex {
     void (*remove)(tarn_region_t *r, tarn__tblock_t *b);
     void (*moved)(tarn_region_t *r, tarn__tblock_t *old, size_t old_size, tarn__tblock_t *b);
     tarn__tblock_t *(*find)(tarn_region_t *r, size_t size); /* NULL if none fits */
-    long (*check)(const tarn_region_t *r); /* entries, or -1 after reporting */
+    long (*check)(const tarn_region_t *r);                  /* entries, or -1 after reporting */
 } tarn__tindex_t;
 
-extern const tarn__tindex_t tarn__first_fit_index, tarn__next_fit_index,
-    tarn__best_fit_index, tarn__tlsf_index;
+extern const tarn__tindex_t tarn__first_fit_index, tarn__next_fit_index, tarn__best_fit_index,
+    tarn__tlsf_index;
 
 /* True when b is the start of a free block of r (index checks use it). */
 bool tarn__tb_is_free_block(const tarn_region_t *r, const tarn__tblock_t *b);
@@ -116,8 +116,8 @@ typedef struct tarn__fit_state {
 #define TARN__TLSF_FL 32 /* class 0 holds sizes below 512 in steps of 16 */
 /* TLSF and best fit. */
 typedef struct tarn__tlsf_state {
-    uint32_t fl_map;                   /* bit f: sl_map[f] != 0 */
-    uint32_t sl_map[TARN__TLSF_FL];    /* bit s: heads[f][s] != NULL */
+    uint32_t fl_map;                /* bit f: sl_map[f] != 0 */
+    uint32_t sl_map[TARN__TLSF_FL]; /* bit s: heads[f][s] != NULL */
     tarn__tblock_t *heads[TARN__TLSF_FL][TARN__TLSF_SL];
 } tarn__tlsf_state_t;
 
@@ -136,9 +136,9 @@ typedef struct tarn__buddy_state {
 struct tarn_region {
     uint64_t magic; /* TARN__REGION_MAGIC: catches a pointer that is no region */
     tarn_policy_t policy;
-    size_t total;  /* bytes given by init and add */
-    size_t used;   /* bytes in allocated blocks */
-    size_t live;   /* allocated blocks */
+    size_t total; /* bytes given by init and add */
+    size_t used;  /* bytes in allocated blocks */
+    size_t live;  /* allocated blocks */
     tarn__span_t *spans;
     union {
         tarn__fit_state_t fit;

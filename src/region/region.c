@@ -69,7 +69,8 @@ static int span_add(tarn_region_t *r, uintptr_t lo, uintptr_t hi) {
     *s = (tarn__span_t){.start = (char *)start, .end = (char *)end};
     if (ops_of(r)->add(r, s) != 0) return -1;
     tarn__span_t **tail = &r->spans;
-    while (*tail) tail = &(*tail)->next;
+    while (*tail)
+        tail = &(*tail)->next;
     *tail = s;
     return 0;
 }
@@ -153,8 +154,10 @@ void *tarn_region_realloc(tarn_region_t *r, void *p, size_t size) {
     }
     tarn__span_t *s = tarn__region_span_of(r, p);
     size_t old = 0;
-    if (!s) tarn__report("realloc of %p, which is not from region %p", p, (void *)r);
-    else old = ops_of(r)->usable(r, s, p, "realloc");
+    if (!s)
+        tarn__report("realloc of %p, which is not from region %p", p, (void *)r);
+    else
+        old = ops_of(r)->usable(r, s, p, "realloc");
     if (!old) {
         errno = EINVAL;
         return NULL;

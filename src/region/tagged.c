@@ -166,8 +166,8 @@ static block_t *checked_block(tarn_region_t *r, tarn__span_t *s, void *p, const 
     }
     if (size < MIN_BLOCK || size > (size_t)(s->end - (char *)b) - HDR ||
         prev_size(at(b, size)) != size) {
-        tarn__report("%s of %p in region %p: block header overwritten (size %zu)", op, p,
-                     (void *)r, size);
+        tarn__report("%s of %p in region %p: block header overwritten (size %zu)", op, p, (void *)r,
+                     size);
         return NULL;
     }
     return b;
@@ -250,8 +250,7 @@ static bool tagged_resize(tarn_region_t *r, tarn__span_t *s, void *p, size_t siz
 
 bool tarn__tb_is_free_block(const tarn_region_t *r, const block_t *b) {
     const tarn__span_t *s = tarn__region_span_of(r, b);
-    if (!s || (uintptr_t)b % TARN__REGION_ALIGN || !tag_ok(b) || !tarn__tb_is_free(b))
-        return false;
+    if (!s || (uintptr_t)b % TARN__REGION_ALIGN || !tag_ok(b) || !tarn__tb_is_free(b)) return false;
     size_t size = tarn__tb_size(b);
     if (size < MIN_BLOCK || size > (size_t)(s->end - (char *)b) - HDR) return false;
     if (at(b, size)->prev_size != size) return false;
@@ -276,7 +275,8 @@ static int check_span(const tarn_region_t *r, const tarn__span_t *s, size_t *use
                                        (void *)b);
         if (b->prev_size != prev)
             return tarn__region_broken("region %p: block %p says the block before has %zu bytes, "
-                                       "it has %zu", (void *)r, (void *)b, b->prev_size, prev);
+                                       "it has %zu",
+                                       (void *)r, (void *)b, b->prev_size, prev);
         size_t size = tarn__tb_size(b);
         if (!size)
             return (const char *)b == s->end - HDR && !tarn__tb_is_free(b)
@@ -308,7 +308,8 @@ static int tagged_check(const tarn_region_t *r) {
         if (check_span(r, s, &used, &live, &nfree) != 0) return -1;
     if (used != r->used || live != r->live)
         return tarn__region_broken("region %p: counts %zu bytes in %zu blocks, the blocks hold "
-                                   "%zu in %zu", (void *)r, r->used, r->live, used, live);
+                                   "%zu in %zu",
+                                   (void *)r, r->used, r->live, used, live);
     long indexed = index_of(r)->check(r);
     if (indexed < 0) return -1;
     if ((size_t)indexed != nfree)

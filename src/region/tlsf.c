@@ -26,7 +26,7 @@ typedef tarn__tblock_t block_t;
 
 #define SL_LOG2 TARN__TLSF_SL_LOG2
 #define SMALL ((size_t)TARN__TLSF_SL * TARN__REGION_ALIGN) /* first size with a log class */
-#define FL_SHIFT 8                                            /* log2(SMALL) - 1 */
+#define FL_SHIFT 8                                         /* log2(SMALL) - 1 */
 
 _Static_assert(SMALL == (size_t)1 << (FL_SHIFT + 1), "class 1 starts at SMALL");
 _Static_assert(TARN__TB_MAX_BLOCK < (size_t)1 << (TARN__TLSF_FL + FL_SHIFT),
@@ -151,7 +151,9 @@ static block_t *tlsf_find(tarn_region_t *r, size_t size) {
 
 /* ---- best fit: the same lists, each in size order ----------------------- */
 
-static bool smaller(const block_t *a, const block_t *b) { return tarn__tb_size(a) < tarn__tb_size(b); }
+static bool smaller(const block_t *a, const block_t *b) {
+    return tarn__tb_size(a) < tarn__tb_size(b);
+}
 
 static void best_insert(tarn_region_t *r, block_t *b, block_t *after) {
     (void)after;
@@ -194,8 +196,8 @@ static long check_one(const tarn_region_t *r, unsigned fl, unsigned sl, long lim
         unsigned f, s;
         if (++n > limit || !tarn__tb_is_free_block(r, b) || (prev && b->prev_free != prev) ||
             (sorted && prev && smaller(b, prev)))
-            return tarn__region_broken("region %p: free list %u.%u is broken at %p", (void *)r,
-                                       fl, sl, (void *)b);
+            return tarn__region_broken("region %p: free list %u.%u is broken at %p", (void *)r, fl,
+                                       sl, (void *)b);
         tarn__tlsf_class(tarn__tb_size(b), &f, &s);
         if (f != fl || s != sl)
             return tarn__region_broken("region %p: block %p of %zu bytes is on list %u.%u",
@@ -212,8 +214,8 @@ static long check_lists(const tarn_region_t *r, bool sorted) {
             return tarn__region_broken("region %p: first-level bit %u is wrong", (void *)r, fl);
         for (unsigned sl = 0; sl < TARN__TLSF_SL; sl++) {
             if (!(t->sl_map[fl] >> sl & 1) != !t->heads[fl][sl])
-                return tarn__region_broken("region %p: the bit of list %u.%u is wrong",
-                                           (void *)r, fl, sl);
+                return tarn__region_broken("region %p: the bit of list %u.%u is wrong", (void *)r,
+                                           fl, sl);
             long n = check_one(r, fl, sl, limit, sorted);
             if (n < 0) return -1;
             total += n;
