@@ -22,7 +22,7 @@
  * in use in its page).
  *
  * Each cache is a tarn__page_t, so the fast path pops from it as from a
- * page: free is the list, used counts pops, capacity pushes. A class's
+ * page: free is the list, used counts pops, pushed pushes. A class's
  * cache is switched on while its bit in h->direct_pinned is set: the
  * class's direct slots then point at the cache, and the page layer leaves
  * them there (kept as a bit, not derived from the direct table, which was
@@ -34,7 +34,7 @@ static bool switched_on(const tarn__heap_t *h, unsigned cls) { return h->direct_
 
 void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on) {
     tarn__page_t *f = &h->foreign[cls];
-    if (!f->free) f->capacity = f->used = 0;
+    if (!f->free) f->pushed = f->used = 0;
     if (on && f->free) {
         h->direct_pinned |= (uint32_t)1 << cls;
         tarn__direct_point(h, cls, f);
@@ -47,7 +47,7 @@ void tarn__foreign_switch(tarn__heap_t *h, unsigned cls, bool on) {
 size_t tarn__foreign_held(const tarn__heap_t *h) {
     size_t held = 0;
     for (unsigned cls = 0; cls < TARN__DIRECT_CLASSES; cls++)
-        held += h->foreign[cls].capacity - h->foreign[cls].used;
+        held += h->foreign[cls].pushed - h->foreign[cls].used;
     return held;
 }
 
@@ -73,12 +73,12 @@ bool tarn__foreign_keep(tarn__heap_t *h, tarn__page_t *pg, tarn__block_t *b) {
     if (cls >= TARN__DIRECT_CLASSES) return false;
     tarn__page_t *f = &h->foreign[cls];
     if (!h->queues[cls].first && !f->free && !switched_on(h, cls)) return false;
-    uint32_t held = f->capacity - f->used;
+    uint32_t held = f->pushed - f->used;
     if (held >= TARN__FOREIGN_MAX) return false;
     if (h->foreign_held >= TARN__FOREIGN_TOTAL && !foreign_recount(h)) return false;
     b->next = f->free;
     f->free = b;
-    f->capacity++;
+    f->pushed++;
     h->foreign_held++;
     if (tarn__unlikely(held + 1 == TARN__FOREIGN_FLIP) && !switched_on(h, cls))
         foreign_switch_on(h, cls);

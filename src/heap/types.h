@@ -189,6 +189,7 @@ typedef struct tarn__page {
     struct tarn__page *next, *prev; /* class queue, or segment's unused list */
     struct tarn__page *purge_next, *purge_prev;
     uint64_t freed_ms;
+    uint32_t pushed; /* a foreign cache's (foreign.c) blocks pushed; `used` counts those popped */
     /* Written by other threads, with what they read (fixed while the page is
      * in use): kept off the line the owner writes on every malloc and free. */
     _Alignas(64) _Atomic(tarn__block_t *) thread_free;
@@ -272,7 +273,7 @@ struct tarn__heap {
     struct tarn__heap *next_abandoned; /* under the heaps lock */
     size_t exit_live;                  /* abandoned: live bytes when its thread exited */
     /* Per class, blocks of other heaps this thread freed, to hand out again:
-     * only free, used and capacity (blocks pushed) count. An array of DIRECT_CLASSES carved
+     * only free, used (blocks popped) and pushed count. An array of DIRECT_CLASSES carved
      * right after the heap and never cleared (heaps come from fresh OS
      * pages), so a class never cached costs no memory; the empty heap's is
      * in .bss, not in the library's file. */
