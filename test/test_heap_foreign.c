@@ -16,7 +16,7 @@ static unsigned cls(void) { return tarn__size_class(SIZE); }
 
 static tarn__page_t *cache(void) { return &tarn__tls_heap->foreign[cls()]; }
 
-static size_t held(void) { return cache()->capacity - cache()->used; }
+static size_t held(void) { return cache()->pushed - cache()->used; }
 
 static tarn__page_t *direct(void) { return tarn__tls_heap->direct[(SIZE + 7) >> 3]; }
 
