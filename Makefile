@@ -176,6 +176,7 @@ $(O)/bench/bench_region_probes: bench/bench_region.c bench/*.h $(O)/probe/libtar
 
 bench: deps all $(addprefix $(O)/bench/,$(BENCHES)) $(O)/bench/bench_region_probes
 	@for b in $(BENCHES); do $(O)/bench/$$b $(if $(FULL),--full) || exit 1; done
+	@O=$(O) bench/detect.sh
 
 deps:
 	@tools/deps.sh $(DEPS)
