@@ -191,12 +191,14 @@ static block_t *block_new(tarn_fixed_t *pool, size_t cap) {
     return b;
 }
 
-/* Gives a block's pages back and its slot to the slot space: the header then
- * reads as zeros (pool NULL), which marks later pointers into it as stale.
+/* Gives a block's pages back and its slot to the slot space: the header is
+ * cleared first (pool NULL), which marks later pointers into it as stale
+ * even where the decommit cannot zero it (locked pages: madvise fails).
  * The objects' pages and the header's page in one call when they meet. */
 static void block_release(tarn_fixed_t *pool, block_t *b) {
     size_t page = tarn__os_page_size(), objects = tarn__align_up(b->end, page);
     char *slot = b->base;
+    memset(b, 0, sizeof *b);
     if (objects + page >= pool->slot_size) {
         tarn__os_decommit(slot, pool->slot_size);
     } else {
@@ -439,7 +441,9 @@ static void pool_init(tarn_fixed_t *pool, const tarn_fixed_options_t *opt, size_
 /* Maps the init_count objects, in as many blocks as a block's limit needs. */
 static int map_initial_blocks(tarn_fixed_t *pool, size_t init_count) {
     size_t cap = pool->first_cap;
-    size_t nblocks = cap ? (init_count + cap - 1) / cap : 0;
+    size_t nblocks = cap ? init_count / cap + (init_count % cap != 0) : 0;
+    /* More blocks than the address space holds slots: fail before reserving. */
+    if (nblocks > ((uintptr_t)1 << 47) >> pool->shift) return errno = ENOMEM, -1;
     for (size_t i = 0; i < nblocks; i++) {
         block_t *b = block_new(pool, cap);
         if (!b) return -1;

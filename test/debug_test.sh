@@ -88,7 +88,7 @@ frames allocated make_buffer underflow main
 
 # Found when the block leaves the quarantine (512 bytes: 64 for each of its
 # 8 shards, and one thread frees into one)...
-run check,quarantine=512 write_after_free
+run check,quarantine=1536 write_after_free
 aborted
 has "tarn: write after free: byte 3 of block $(addr block) (32 bytes) changed"
 frames freed write_after_free main
@@ -181,6 +181,38 @@ else
     has "tarn: definitely lost: 0 bytes in 0 blocks"
     hasnt "problem"
 fi
+
+# A realloc to an impossible size: NULL with ENOMEM and the block kept,
+# with leaks alone (the block's own realloc) and with check.
+for o in leaks check; do
+    run $o realloc_huge
+    has "realloc huge: NULL, errno ENOMEM, block kept"
+done
+
+# The quarantine's bound holds for blocks of 0 bytes: 2 million pairs under
+# a 1 MiB quarantine stay far below the 160 MiB they would hold unbounded.
+run check,quarantine=1M zero_churn
+rss=$(sed -n 's/^rss \([0-9]*\) kB$/\1/p' <<<"$out")
+[ -n "$rss" ] && [ "$rss" -lt 65536 ] || bad "rss ${rss:-?} kB after the churn"
+
+# A problem reported before fork stays the parent's: the child exits 0 and
+# writes no report into its own log, nor the parent's.
+rm -f "$work"/report.*
+run "check,continue,log=$work/report.%p" fork_after_report
+[ "$rc" -eq 1 ] || bad "parent's exit status $rc, expected 1 (one problem)"
+child=$(sed -n 's/^child \([0-9]*\) exited \([0-9]*\)$/\1 \2/p' <<<"$out")
+[ "${child#* }" = 0 ] || bad "child exited ${child#* } (counted the parent's problem?)"
+if [ -f "$work/report.${child% *}" ] && grep -q "double free" "$work/report.${child% *}"; then
+    bad "the child's log holds the parent's report"
+fi
+[ "$(cat "$work"/report.* | grep -c '^tarn: double free')" = 1 ] || bad "one double free, once"
+
+# tarn run picks the checking layer for -o check too, not only for --check.
+out=$(cd "$work" && "$OLDPWD/build/tarn" run -o check -- ./bugs double_free 2>&1)
+rc=$?
+name="tarn run -o check"
+aborted
+has "freed again at:"
 
 # realloc under leaks alone (the heap's realloc, in place when it can): the
 # blocks stay tracked, the lost one is named by the realloc that made it.

@@ -130,6 +130,16 @@ typedef struct run {
     int program; /* argv index of PROGRAM, 0 when none */
 } run_t;
 
+/* Parses what the program will get, the environment then the flags, as
+ * the options in force. */
+static void options_in_force(const run_t *r) {
+    opts_t all = {.len = 0};
+    const char *env = getenv("TARN_OPTIONS");
+    if (env && *env) opts_add(&all, env);
+    opts_add(&all, r->ours.text);
+    tarn__options_parse(all.text);
+}
+
 static int parse_run(int argc, char **argv, run_t *r) {
     bool leaks = false;
     int i = 2;
@@ -142,10 +152,9 @@ static int parse_run(int argc, char **argv, run_t *r) {
         if (a[0] != '-') break;
         if (strcmp(a, "--check") == 0) {
             opts_add(&r->ours, "check");
-            r->debug_lib = true;
         } else if (strcmp(a, "--leaks") == 0) {
             opts_add(&r->ours, "leaks");
-            r->debug_lib = leaks = true;
+            leaks = true;
         } else if (strcmp(a, "--stats") == 0) {
             opts_add(&r->ours, "stats");
         } else if (strcmp(a, "--help-options") == 0) {
@@ -169,6 +178,10 @@ static int parse_run(int argc, char **argv, run_t *r) {
     if (r->ours.overflow) return usage_error("options too long", NULL);
     /* Each bad item has had its warning line: refuse to run with them. */
     if (tarn__options_parse(r->ours.text) > 0) return usage_error("bad option", r->ours.text);
+    /* What the program will see decides the library: check or leaks given
+     * with -o or already in TARN_OPTIONS need the checking layer too. */
+    options_in_force(r);
+    r->debug_lib = tarn__option(TARN__OPT_CHECK) || tarn__option(TARN__OPT_LEAKS);
     r->program = i < argc ? i : 0;
     return 0;
 }
@@ -196,13 +209,7 @@ static int run(int argc, char **argv) {
     int rc = parse_run(argc, argv, &r);
     if (rc) return rc;
     if (r.help_options) {
-        /* In force: what the program would get (the environment, then the flags). */
-        opts_t all = {.len = 0};
-        const char *env = getenv("TARN_OPTIONS");
-        if (env && *env) opts_add(&all, env);
-        opts_add(&all, r.ours.text);
-        tarn__options_parse(all.text);
-        tarn_options_print(stdout);
+        tarn_options_print(stdout); /* parse_run left the options in force parsed */
         return 0;
     }
     if (!r.program) return usage_error("missing program", NULL);

@@ -243,32 +243,19 @@ void tarn__dbg_free(void *p) {
     if (b) release(b, here);
 }
 
-/* Without check, realloc is the heap's (in place when the block has room):
- * the block leaves the registry, is resized with its header, and comes
- * back under its new address with realloc's stack. On failure the old
- * block is registered again, unchanged. */
-static void *resize_unchecked(tarn__dblock_t *b, size_t size) {
+/* Without check, a block whose heap block still holds the new size keeps
+ * it: only its recorded size and stack change (the registry is keyed by
+ * the address, which stays). Anything else takes the general path below,
+ * which registers the new block before the old one goes, so a failure
+ * leaves the caller's block as it was. */
+static bool resize_in_place(tarn__dblock_t *b, size_t size) {
     unsigned char *user = tarn__dblock_user(b);
-    tarn__stripe_t *s = tarn__registry_lock(user);
-    tarn__registry_remove_locked(s, user);
-    tarn__registry_unlock(s);
-    unsigned char *raw =
-        tarn_realloc(user - TARN__DBG_LEAD, TARN__DBG_LEAD + size + tarn__dblock_rear(size));
-    unsigned char *fresh = raw ? raw + TARN__DBG_LEAD : user;
-    if (raw) {
-        tarn__dblock_of(fresh)->size = size;
-        tarn__dblock_of(fresh)->alloc_stack = tarn__dbg_capture();
-    }
-    s = tarn__registry_lock(fresh);
-    int rc = tarn__registry_add_locked(s, fresh);
-    tarn__registry_unlock(s);
-    tarn_assert(rc == 0 || raw, "the old block's bit was just cleared: setting it needs no memory");
-    if (rc != 0) {
-        tarn_free(raw);
-        errno = ENOMEM;
-        return NULL;
-    }
-    return raw ? fresh : NULL;
+    if (size > SIZE_MAX / 2 ||
+        tarn_usable_size(user - TARN__DBG_LEAD) < TARN__DBG_LEAD + size + tarn__dblock_rear(size))
+        return false;
+    b->size = size;
+    b->alloc_stack = tarn__dbg_capture();
+    return true;
 }
 
 void *tarn__dbg_realloc(void *p, size_t size) {
@@ -277,7 +264,8 @@ void *tarn__dbg_realloc(void *p, size_t size) {
     bool live = b && b->magic == TARN__DBG_LIVE_MAGIC;
     size_t old = live ? b->size : 0;
     tarn__registry_unlock(s);
-    if (live && !tarn__dbg.check && b->offset == TARN__DBG_LEAD) return resize_unchecked(b, size);
+    if (live && !tarn__dbg.check && b->offset == TARN__DBG_LEAD && resize_in_place(b, size))
+        return p;
     uint32_t here = tarn__dbg_capture();
     if (!live) {
         take(p, here, TARN__BUG_FREED_REALLOC, TARN__BUG_INVALID_REALLOC);

@@ -167,13 +167,24 @@ TARN_API void free_aligned_sized(void *p, size_t align, size_t size) {
 }
 
 /* ---- start and exit ------------------------------------------------------- */
+/* Every lock of the layer, in the order its paths nest them. */
 static void before_fork(void) {
-    tarn__registry_lock_all();
+    tarn__registry_fork_lock(true);
     tarn__quarantine_lock();
+    tarn__report_fork_lock(true);
+    tarn__scratch_fork_lock(true);
 }
 static void after_fork(void) {
+    tarn__scratch_fork_lock(false);
+    tarn__report_fork_lock(false);
     tarn__quarantine_unlock();
-    tarn__registry_unlock_all();
+    tarn__registry_fork_lock(false);
+}
+static void after_fork_child(void) {
+    tarn__scratch_fork_lock(false);
+    tarn__report_fork_child();
+    tarn__quarantine_unlock();
+    tarn__registry_fork_lock(false);
 }
 
 /* The checks at exit, with every registry stripe held so threads still
@@ -188,7 +199,10 @@ static void at_exit(void) {
     tarn__report_close(o);
     tarn__registry_unlock_all();
     long leak_code = tarn__option(TARN__OPT_LEAKS_EXITCODE);
-    int code = lost && leak_code ? (int)leak_code : problems ? 1 : -1;
+    int code = lost == TARN__LEAKS_FAILED ? 1
+               : lost && leak_code        ? (int)leak_code
+               : problems                 ? 1
+                                          : -1;
     if (code >= 0) {
         fflush(NULL);
         _exit(code);
@@ -198,5 +212,5 @@ static void at_exit(void) {
 __attribute__((constructor)) static void start(void) {
     if (!checked()) return;
     atexit(at_exit);
-    pthread_atfork(before_fork, after_fork, after_fork);
+    pthread_atfork(before_fork, after_fork, after_fork_child);
 }

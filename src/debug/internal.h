@@ -83,6 +83,8 @@ void tarn__registry_remove_locked(tarn__stripe_t *s, const void *user);
  * holds them, its own tarn__registry_lock calls take nothing. */
 void tarn__registry_lock_all(void);
 void tarn__registry_unlock_all(void);
+/* Takes (lock) or gives back every registry lock around fork. */
+void tarn__registry_fork_lock(bool lock);
 /* Calls fn on every registered block; the caller holds every stripe. */
 void tarn__registry_each_locked(void (*fn)(tarn__dblock_t *b, void *arg), void *arg);
 /* The registered block whose red zones or bytes hold p, or NULL; the
@@ -108,6 +110,7 @@ bool tarn__scratch_owns(const void *p);
 void *tarn__scratch_alloc(size_t size, size_t align);
 void *tarn__scratch_realloc(void *p, size_t size);
 void tarn__scratch_free(void *p);
+void tarn__scratch_fork_lock(bool lock);
 
 /* ---- reports (report.c, symbolize.c) ----------------------------------- */
 typedef enum tarn__bug {
@@ -155,6 +158,9 @@ void tarn__report_end(tarn__out_t *o);
 /* The output for the reports at exit (leaks, summary), lock held. */
 tarn__out_t *tarn__report_open(void);
 void tarn__report_close(tarn__out_t *o);
+/* Around fork: the report lock; in the child, also a fresh log and counts. */
+void tarn__report_fork_lock(bool lock);
+void tarn__report_fork_child(void);
 /* Problems reported so far; writes the summary line when there are any. */
 unsigned long tarn__report_summary(tarn__out_t *o);
 const char *tarn__bug_name(tarn__bug_t kind);
@@ -177,6 +183,9 @@ uint32_t tarn__dbg_capture(void);
 /* Verifies every live and quarantined block (at exit). */
 void tarn__dbg_verify_all(void);
 /* The leak report at exit; returns the bytes definitely lost. */
+/* TARN__LEAKS_FAILED when the report could not be made (no memory, the scan
+ * failed): the exit status must then not say "no leaks". */
+#define TARN__LEAKS_FAILED SIZE_MAX
 size_t tarn__leaks_report(tarn__out_t *o, bool all);
 
 #endif

@@ -137,14 +137,14 @@ size_t tarn__leaks_report(tarn__out_t *o, bool all) {
     live_t l = {0};
     if (collect(&l) != 0) {
         tarn__out_printf(o, "tarn: leak report: no memory for the list of blocks\n");
-        return 0;
+        return TARN__LEAKS_FAILED;
     }
     tarn__scan_stats_t stats = {0};
     tarn__scan_options_t opt = {.skip_module = (const void *)tarn__leaks_report, .stats = &stats};
     if (l.n && tarn__scan_mark(l.blocks, l.n, &opt) != 0) {
         tarn__out_printf(o, "tarn: leak report: the scan failed (%s)\n", strerror(errno));
         tarn__os_unmap(l.blocks, l.cap * (sizeof *l.blocks + sizeof *l.stacks));
-        return 0;
+        return TARN__LEAKS_FAILED;
     }
     if (stats.threads_whole)
         tarn__out_printf(o,
@@ -155,6 +155,7 @@ size_t tarn__leaks_report(tarn__out_t *o, bool all) {
     size_t lost = 0;
     if (l.n && !g) {
         tarn__out_printf(o, "tarn: leak report: no memory to group the blocks\n");
+        lost = TARN__LEAKS_FAILED;
     } else {
         for (size_t i = 0; i < l.n; i++)
             g[i] = (group_t){l.stacks[i], l.blocks[i].flags & ~(uint32_t)TARN__SCAN_ROOT, 1,

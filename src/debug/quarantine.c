@@ -87,13 +87,19 @@ static void release(uintptr_t user) {
     tarn_free((unsigned char *)user - b->offset);
 }
 
+/* What a quarantined block keeps from the heap: header, red zones and all,
+ * so blocks of 0 bytes count too and the bound holds. */
+static size_t held(const tarn__dblock_t *b) {
+    return b->offset + b->size + tarn__dblock_rear(b->size);
+}
+
 /* Takes up to BATCH of the oldest entries past the shard's bound into out. */
 static size_t pop_locked(shard_t *q, uintptr_t *out, size_t n, size_t bound) {
     while (n < BATCH && q->count && q->bytes > bound) {
         uintptr_t old = q->ring[q->head];
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
-        q->bytes -= tarn__dblock_of((void *)old)->size;
+        q->bytes -= held(tarn__dblock_of((void *)old));
         out[n++] = old;
     }
     return n;
@@ -105,11 +111,11 @@ void tarn__quarantine_push(tarn__dblock_t *b) {
     uintptr_t out[BATCH], user = (uintptr_t)tarn__dblock_user(b);
     size_t n = 0;
     pthread_mutex_lock(&q->lock);
-    if (reserve_locked(q)) {
+    if (held(b) <= bound && reserve_locked(q)) {
         q->ring[(q->head + q->count++) & (q->cap - 1)] = user;
-        q->bytes += b->size;
+        q->bytes += held(b);
     } else {
-        out[n++] = user; /* no room to hold it: verified and freed now */
+        out[n++] = user; /* larger than the shard's share, or no room: verified and freed now */
     }
     for (;;) {
         n = pop_locked(q, out, n, bound);

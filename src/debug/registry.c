@@ -131,6 +131,17 @@ void tarn__registry_lock_all(void) {
         pthread_mutex_lock(&stripes[i].lock);
 }
 
+/* Around fork: every stripe, then the chunk list they nest over. */
+void tarn__registry_fork_lock(bool lock) {
+    if (lock) {
+        tarn__registry_lock_all();
+        pthread_mutex_lock(&list_lock);
+    } else {
+        pthread_mutex_unlock(&list_lock);
+        tarn__registry_unlock_all();
+    }
+}
+
 void tarn__registry_unlock_all(void) {
     tarn_assert(held_all > 0, "unlock_all pairs with lock_all");
     if (--held_all) return;

@@ -67,20 +67,9 @@ void tarn__out_printf(tarn__out_t *o, const char *fmt, ...) {
  * the first report (so a child of fork writes to its own); stderr when
  * unset or when it cannot be opened. */
 static int report_fd(void) {
-    const char *name = tarn__option_str(TARN__OPT_LOG);
-    if (!name || !*name) return 2;
     if (log_fd >= 0) return log_fd;
     char path[4096];
-    size_t n = 0;
-    for (const char *c = name; *c && n < sizeof path - 24; c++) {
-        if (c[0] == '%' && c[1] == 'p') {
-            n += (size_t)snprintf(path + n, sizeof path - n, "%d", (int)getpid());
-            c++;
-        } else {
-            path[n++] = *c;
-        }
-    }
-    path[n] = '\0';
+    if (tarn__option_log_path(path, sizeof path) <= 0) return 2;
     log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     return log_fd >= 0 ? log_fd : 2;
 }
@@ -145,4 +134,21 @@ unsigned long tarn__report_summary(tarn__out_t *o) {
     }
     tarn__out_printf(o, "\n");
     return total;
+}
+
+void tarn__report_fork_lock(bool on) {
+    if (on)
+        pthread_mutex_lock(&lock);
+    else
+        pthread_mutex_unlock(&lock);
+}
+
+/* In a child of fork: its reports go to a file of its own and count its
+ * own problems, not the parent's. */
+void tarn__report_fork_child(void) {
+    if (log_fd >= 0) close(log_fd);
+    log_fd = -1;
+    memset(seen, 0, sizeof seen);
+    memset(counts, 0, sizeof counts);
+    pthread_mutex_unlock(&lock);
 }

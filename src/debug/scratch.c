@@ -66,3 +66,10 @@ void tarn__scratch_free(void *p) {
     tarn_region_free(region, p);
     pthread_mutex_unlock(&lock);
 }
+
+void tarn__scratch_fork_lock(bool on) {
+    if (on)
+        pthread_mutex_lock(&lock);
+    else
+        pthread_mutex_unlock(&lock);
+}

@@ -1,9 +1,11 @@
 /* Small buggy programs for test/debug_test.sh, one per argv[1]: each does
  * one thing the checking layer must report (or, for "clean" and "threads",
  * nothing). Built with -g -O0 so the stacks name these functions. */
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +94,7 @@ static void write_after_free(void) {
     show("block", p);
     free(p);
     ((char *)launder(p))[3] = 'x';
-    free(make_buffer(64)); /* pushes p out of a quarantine of 64 bytes a shard */
+    free(make_buffer(64)); /* pushes p out of a quarantine of 192 bytes a shard */
 }
 
 static void realloc_freed(void) {
@@ -228,6 +230,42 @@ static void clean(void) {
     printf("clean\n");
 }
 
+/* A realloc to a size no block can have fails and keeps the block. */
+static void realloc_huge(void) {
+    char *p = malloc(16);
+    memcpy(p, "kept", 5);
+    errno = 0;
+    volatile size_t huge = SIZE_MAX - 10; /* hidden from gcc's size warning */
+    char *q = realloc(p, huge);
+    printf("realloc huge: %s, errno %s, block %s\n", q ? "a block" : "NULL",
+           errno == ENOMEM ? "ENOMEM" : "other", strcmp(p, "kept") ? "changed" : "kept");
+    free(q ? q : p);
+}
+
+/* Two million malloc(0)/free pairs: the quarantine's bound must hold for
+ * blocks of no bytes too (each still holds its header and red zones). */
+static void zero_churn(void) {
+    for (int i = 0; i < 2000000; i++)
+        free(malloc(0));
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) printf("rss %ld kB\n", strtol(line + 6, NULL, 10));
+    if (f) fclose(f);
+}
+
+/* A problem reported before fork belongs to the parent: the child, which
+ * has none, must not count it or write into the parent's log. */
+static void fork_after_report(void) {
+    char *p = malloc(8);
+    release_twice(p, p);
+    pid_t pid = fork();
+    if (pid == 0) exit(0);
+    int status;
+    waitpid(pid, &status, 0);
+    printf("child %d exited %d\n", (int)pid, WEXITSTATUS(status));
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *name;
@@ -251,6 +289,9 @@ int main(int argc, char **argv) {
         {"running", running},
         {"fork", forked},
         {"regrow", regrow},
+        {"realloc_huge", realloc_huge},
+        {"zero_churn", zero_churn},
+        {"fork_after_report", fork_after_report},
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(argv[1], cases[i].name) == 0) {
